@@ -1,0 +1,257 @@
+// Package repo is shipbot's git work on the environment repo: one warm bare
+// clone per remote in a cache directory, reads from tree objects, commits
+// built directly from objects (no worktree, no status over thousands of
+// files), and a compare-and-swap push through a receive-pack session that
+// sends exactly the new objects. See ../shared/dependencies.md ("go-git at
+// monorepo scale") for why the obvious go-git calls are not used.
+package repo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+)
+
+// ErrNonFastForward means the remote branch moved since our fetch: the push
+// was refused and nothing was written. Callers re-fetch, re-plan and retry.
+var ErrNonFastForward = errors.New("remote branch moved")
+
+// Options say which remote branch to work on and where to keep the clone.
+type Options struct {
+	URL      string // remote URL: https://..., http://..., file:///..., or a local path
+	Branch   string // default "main"
+	CacheDir string // the warm clone lives in CacheDir/<name>-<hash>.git
+	Auth     transport.AuthMethod
+}
+
+// Validate fills defaults and checks the options.
+func (o *Options) Validate() error {
+	if o.URL == "" {
+		return errors.New("repo: no remote URL")
+	}
+	if o.Branch == "" {
+		o.Branch = "main"
+	}
+	if o.CacheDir == "" {
+		return errors.New("repo: no cache directory")
+	}
+	return nil
+}
+
+// Repo is a warm bare clone of one remote branch.
+type Repo struct {
+	opts   Options
+	dir    string
+	git    *git.Repository
+	ep     *transport.Endpoint
+	remote plumbing.ReferenceName // refs/remotes/origin/<branch>: our view of the remote tip
+	branch plumbing.ReferenceName // refs/heads/<branch> on the remote
+
+	fetchMu sync.Mutex // go-git fetches into one storage must not overlap
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// cacheName is a stable directory name for a remote URL.
+func cacheName(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	base := strings.TrimSuffix(filepath.Base(strings.TrimRight(url, "/")), ".git")
+	base = unsafeChars.ReplaceAllString(base, "_")
+	if len(base) > 40 {
+		base = base[:40]
+	}
+	return base + "-" + hex.EncodeToString(sum[:])[:12] + ".git"
+}
+
+// Open returns the warm clone of o.URL, cloning it (bare) on first use.
+func Open(ctx context.Context, o Options) (*Repo, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	ep, err := transport.NewEndpoint(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("repo url %q: %w", o.URL, err)
+	}
+	r := &Repo{
+		opts:   o,
+		dir:    filepath.Join(o.CacheDir, cacheName(o.URL)),
+		ep:     ep,
+		remote: plumbing.NewRemoteReferenceName("origin", o.Branch),
+		branch: plumbing.NewBranchReferenceName(o.Branch),
+	}
+	r.git, err = git.PlainOpen(r.dir)
+	switch {
+	case errors.Is(err, git.ErrRepositoryNotExists):
+		if err := r.clone(ctx); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("open cache %s: %w", r.dir, err)
+	}
+	return r, nil
+}
+
+func (r *Repo) clone(ctx context.Context) error {
+	if err := os.MkdirAll(r.opts.CacheDir, 0o755); err != nil {
+		return fmt.Errorf("create cache dir: %w", err)
+	}
+	// Clone into a temporary directory and rename it into place, so an
+	// interrupted clone never leaves a half-written cache behind.
+	tmp, err := os.MkdirTemp(r.opts.CacheDir, ".clone-")
+	if err != nil {
+		return fmt.Errorf("create cache dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	g, err := git.PlainInit(tmp, true)
+	if err != nil {
+		return fmt.Errorf("init cache: %w", err)
+	}
+	if _, err := g.CreateRemote(&config.RemoteConfig{
+		Name:  "origin",
+		URLs:  []string{r.opts.URL},
+		Fetch: []config.RefSpec{r.refSpec()},
+	}); err != nil {
+		return fmt.Errorf("init cache: %w", err)
+	}
+	r.git = g
+	if err := r.fetch(ctx); err != nil {
+		return fmt.Errorf("clone %s: %w", r.opts.URL, err)
+	}
+	if err := os.Rename(tmp, r.dir); err != nil {
+		return fmt.Errorf("clone %s: %w", r.opts.URL, err)
+	}
+	r.git, err = git.PlainOpen(r.dir)
+	if err != nil {
+		return fmt.Errorf("open cache %s: %w", r.dir, err)
+	}
+	return nil
+}
+
+func (r *Repo) refSpec() config.RefSpec {
+	return config.RefSpec(fmt.Sprintf("+%s:%s", r.branch, r.remote))
+}
+
+// Dir is the path of the bare clone.
+func (r *Repo) Dir() string { return r.dir }
+
+// Branch is the remote branch shipbot writes to.
+func (r *Repo) Branch() string { return r.opts.Branch }
+
+// Fetch brings the remote branch up to date and returns a snapshot of its tip.
+func (r *Repo) Fetch(ctx context.Context) (*Snapshot, error) {
+	if err := r.fetch(ctx); err != nil {
+		return nil, err
+	}
+	return r.Head()
+}
+
+func (r *Repo) fetch(ctx context.Context) error {
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	err := r.git.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: "origin",
+		RefSpecs:   []config.RefSpec{r.refSpec()},
+		Auth:       r.opts.Auth,
+		Force:      true,
+		Tags:       git.NoTags,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return fmt.Errorf("fetch %s: %w", r.opts.Branch, err)
+	}
+	return nil
+}
+
+// Head returns a snapshot of the last fetched tip, without network I/O.
+func (r *Repo) Head() (*Snapshot, error) {
+	ref, err := r.git.Reference(r.remote, true)
+	if err != nil {
+		return nil, fmt.Errorf("branch %s not found on the remote: %w", r.opts.Branch, err)
+	}
+	return r.Snapshot(ref.Hash())
+}
+
+// Push makes the remote branch point at next if, and only if, it still
+// points at base (compare-and-swap). objects are the objects next introduces
+// over base; exactly those are sent. A remote that moved yields
+// ErrNonFastForward and nothing is written.
+func (r *Repo) Push(ctx context.Context, base, next plumbing.Hash, objects []plumbing.Hash) error {
+	cl, err := client.NewClient(r.ep)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	sess, err := cl.NewReceivePackSession(r.ep, r.opts.Auth)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	defer sess.Close()
+	ar, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	refs, err := ar.AllReferences()
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	if cur, ok := refs[r.branch]; !ok || cur.Hash() != base {
+		return fmt.Errorf("push %s: %w", r.opts.Branch, ErrNonFastForward)
+	}
+
+	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
+	req.Commands = []*packp.Command{{Name: r.branch, Old: base, New: next}}
+	rd, wr := io.Pipe()
+	req.Packfile = rd
+	done := make(chan error, 1)
+	go func() {
+		enc := packfile.NewEncoder(wr, r.git.Storer, !ar.Capabilities.Supports(capability.OFSDelta))
+		_, err := enc.Encode(objects, 0)
+		done <- wr.CloseWithError(err)
+	}()
+	rs, err := sess.ReceivePack(ctx, req)
+	if err != nil {
+		_ = rd.Close()
+		<-done
+		return translatePushError(r.opts.Branch, err)
+	}
+	if err := <-done; err != nil {
+		return fmt.Errorf("push: encode pack: %w", err)
+	}
+	if rs != nil {
+		if err := rs.Error(); err != nil {
+			return translatePushError(r.opts.Branch, err)
+		}
+	}
+	// Our view of the remote follows the push we just made.
+	if err := r.git.Storer.SetReference(plumbing.NewHashReference(r.remote, next)); err != nil {
+		return fmt.Errorf("push: update %s: %w", r.remote, err)
+	}
+	return nil
+}
+
+// translatePushError is the one place where the ways a remote refuses a push
+// because the branch moved become ErrNonFastForward.
+func translatePushError(branch string, err error) error {
+	msg := err.Error()
+	for _, s := range []string{"non-fast-forward", "fetch first", "failed to lock", "cannot lock ref", "stale info", "failed to update ref"} {
+		if strings.Contains(msg, s) {
+			return fmt.Errorf("push %s: %w (%s)", branch, ErrNonFastForward, msg)
+		}
+	}
+	return fmt.Errorf("push %s: %w", branch, err)
+}

@@ -1,0 +1,95 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// Snapshot is one commit of the environment repo, read from its objects.
+// It implements edit.Files.
+type Snapshot struct {
+	repo   *Repo
+	Commit *object.Commit
+	tree   *object.Tree
+}
+
+// Snapshot returns the commit h of the local clone.
+func (r *Repo) Snapshot(h plumbing.Hash) (*Snapshot, error) {
+	c, err := r.git.CommitObject(h)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", h, err)
+	}
+	t, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("tree of %s: %w", h, err)
+	}
+	return &Snapshot{repo: r, Commit: c, tree: t}, nil
+}
+
+// Hash is the commit's id.
+func (s *Snapshot) Hash() plumbing.Hash { return s.Commit.Hash }
+
+// ReadFile returns a file's content; an error wrapping fs.ErrNotExist if absent.
+func (s *Snapshot) ReadFile(p string) ([]byte, error) {
+	f, err := s.tree.File(clean(p))
+	if err != nil {
+		if errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
+			return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	rd, err := f.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	defer rd.Close()
+	return io.ReadAll(rd)
+}
+
+// ReadDir returns the sorted names of the regular files directly in dir.
+func (s *Snapshot) ReadDir(dir string) ([]string, error) {
+	t := s.tree
+	if d := clean(dir); d != "" {
+		sub, err := s.tree.Tree(d)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", dir, fs.ErrNotExist)
+		}
+		t = sub
+	}
+	var names []string
+	for _, e := range t.Entries {
+		if e.Mode.IsFile() {
+			names = append(names, e.Name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// EntryHash returns the object id of the blob or tree at p, and whether it exists.
+// Comparing entry hashes between commits tells whether p changed without
+// reading any file.
+func (s *Snapshot) EntryHash(p string) (plumbing.Hash, bool) {
+	p = clean(p)
+	if p == "" {
+		return s.tree.Hash, true
+	}
+	e, err := s.tree.FindEntry(p)
+	if err != nil {
+		return plumbing.ZeroHash, false
+	}
+	return e.Hash, true
+}
+
+func clean(p string) string {
+	p = path.Clean("/" + p)
+	return strings.TrimPrefix(p, "/")
+}

@@ -1,0 +1,137 @@
+// Package templates renders the texts shipbot writes: commit messages and
+// chat replies. Each template has one typed data struct; a template error is
+// returned, never replaced by a default text.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"strings"
+	"text/template"
+	"time"
+)
+
+//go:embed *.tmpl
+var files embed.FS
+
+var set = template.Must(template.New("").Funcs(template.FuncMap{
+	"short": func(s string) string {
+		if len(s) > 10 {
+			return s[:10]
+		}
+		return s
+	},
+	"ago":  ago,
+	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"indent": func(prefix, s string) string {
+		lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+		return prefix + strings.Join(lines, "\n"+prefix)
+	},
+}).ParseFS(files, "*.tmpl"))
+
+func render(name string, data any) (string, error) {
+	var b bytes.Buffer
+	if err := set.ExecuteTemplate(&b, name, data); err != nil {
+		return "", fmt.Errorf("render %s: %w", name, err)
+	}
+	return b.String(), nil
+}
+
+func ago(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	}
+}
+
+// Trailer is one "Key: value" line of a commit message's trailer block.
+type Trailer struct{ Key, Value string }
+
+// Commit is the data of a commit message shipbot writes.
+type Commit struct {
+	Action      string // rollback | restart | promote
+	App, Env    string
+	FromEnv     string // promote only
+	From, To    string // tags (restart: the annotation values)
+	RequestedBy string // display name of the requester
+	Channel     string
+	Reason      string // one line, already normalised
+	Trailers    []Trailer
+}
+
+// CommitMessage renders a commit message: a subject a human reads, a body,
+// and the trailer block a machine reads.
+func CommitMessage(d Commit) (string, error) { return render("commit.tmpl", d) }
+
+// Plan is the confirmation question with the exact diff.
+type Plan struct {
+	RequestID string
+	Summary   string // e.g. "rollback checkout in prod: 1.4.2 -> 1.4.1"
+	Diff      string
+	Why       string
+	Timeout   time.Duration
+	Protected bool
+}
+
+// PlanReply renders the diff and the question.
+func PlanReply(d Plan) (string, error) { return render("plan.tmpl", d) }
+
+// Done is the reply after a commit landed.
+type Done struct {
+	RequestID string
+	Summary   string
+	Commit    string // full hash
+	Branch    string
+	Attempts  int
+}
+
+// DoneReply renders the result of a landed change.
+func DoneReply(d Done) (string, error) { return render("done.tmpl", d) }
+
+// EnvStatus is one environment's line of a status reply.
+type EnvStatus struct {
+	Env       string
+	Tag       string
+	Restarted string
+	Last      *Change
+	Err       string
+}
+
+// Change is one past change of an app in an environment.
+type Change struct {
+	Commit string
+	When   time.Time
+	Action string
+	From   string
+	To     string
+	Who    string
+	Why    string
+}
+
+// Status is the reply to `status APP`.
+type Status struct {
+	App  string
+	Now  time.Time
+	Envs []EnvStatus
+}
+
+// StatusReply renders the current tag per environment and the last change.
+func StatusReply(d Status) (string, error) { return render("status.tmpl", d) }
+
+// History is the reply to `history APP ENV [N]`.
+type History struct {
+	App, Env string
+	Now      time.Time
+	Changes  []Change
+}
+
+// HistoryReply renders past deploys, newest first.
+func HistoryReply(d History) (string, error) { return render("history.tmpl", d) }

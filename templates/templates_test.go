@@ -1,0 +1,140 @@
+package templates
+
+import (
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run go test ./templates -update)", err)
+	}
+	if d := cmp.Diff(string(want), got); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", name, d)
+	}
+}
+
+var now = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+
+func rollbackCommit() Commit {
+	return Commit{
+		Action: "rollback", App: "checkout", Env: "prod", From: "1.4.2", To: "1.4.1",
+		RequestedBy: "alice", Channel: "#ops", Reason: "https://acme.pagerduty.com/incidents/P1X2Y3Z",
+		Trailers: []Trailer{
+			{"Shipbot-Request", "shp-abcdefghij"}, {"Shipbot-Action", "rollback"}, {"Shipbot-App", "checkout"},
+			{"Shipbot-Env", "prod"}, {"Shipbot-From", "1.4.2"}, {"Shipbot-To", "1.4.1"},
+			{"Requested-by", "alice <alice@shop.example.com>"},
+			{"Justification", "https://acme.pagerduty.com/incidents/P1X2Y3Z"}, {"Chat-Channel", "#ops"},
+		},
+	}
+}
+
+func TestCommitMessages(t *testing.T) {
+	rb := rollbackCommit()
+	restart := rb
+	restart.Action, restart.From, restart.To, restart.Reason = "restart", "", "2026-11-21T10:00:00Z", ""
+	restart.Trailers = []Trailer{{"Shipbot-Request", "shp-1"}, {"Shipbot-Action", "restart"}}
+	promote := rb
+	promote.Action, promote.FromEnv, promote.Env, promote.From, promote.To = "promote", "staging", "prod", "1.4.2", "1.5.0"
+	promote.Trailers = []Trailer{
+		{"Shipbot-Request", "shp-2"}, {"Shipbot-Action", "promote"}, {"Shipbot-App", "checkout"}, {"Shipbot-Env", "prod"},
+		{"Shipbot-From", "1.4.2"}, {"Shipbot-To", "1.5.0"}, {"Requested-by", "carol <carol@shop.example.com>"},
+	}
+	promote.RequestedBy, promote.Reason = "carol", "CHG-1234"
+	for name, c := range map[string]Commit{"commit_rollback": rb, "commit_restart": restart, "commit_promote": promote} {
+		got, err := CommitMessage(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, name, got)
+	}
+}
+
+// The trailer block must be what git itself parses as trailers.
+func TestCommitTrailersParseWithGit(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	msg, err := CommitMessage(rollbackCommit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("git", "interpret-trailers", "--parse")
+	cmd.Stdin = strings.NewReader(msg)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 9 || lines[0] != "Shipbot-Request: shp-abcdefghij" || lines[8] != "Chat-Channel: #ops" {
+		t.Fatalf("git parsed trailers:\n%s", out)
+	}
+}
+
+func TestReplies(t *testing.T) {
+	plan, err := PlanReply(Plan{
+		RequestID: "shp-abcdefghij", Summary: "rollback checkout in prod: 1.4.2 -> 1.4.1",
+		Diff: "--- a/k.yaml\n+++ b/k.yaml\n@@ -1 +1 @@\n-    newTag: 1.4.2\n+    newTag: 1.4.1\n",
+		Why:  "https://acme.pagerduty.com/incidents/P1X2Y3Z", Timeout: 2 * time.Minute, Protected: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_plan", plan)
+
+	done, err := DoneReply(Done{RequestID: "shp-abcdefghij", Summary: "rollback checkout in prod: 1.4.2 -> 1.4.1", Commit: "0123456789abcdef0123456789abcdef01234567", Branch: "main", Attempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_done", done)
+
+	last := &Change{Commit: "89abcdef0123456789abcdef0123456789abcdef", When: now.Add(-3 * time.Hour), Action: "promote", To: "1.4.2", Who: "bob", Why: "CHG-112"}
+	status, err := StatusReply(Status{App: "checkout", Now: now, Envs: []EnvStatus{
+		{Env: "dev", Tag: "1.4.2", Last: last},
+		{Env: "prod", Tag: "1.4.2", Restarted: "2026-11-20T09:00:00Z", Last: last},
+		{Env: "staging", Err: "image not found"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_status", status)
+
+	hist, err := HistoryReply(History{App: "checkout", Env: "prod", Now: now, Changes: []Change{
+		*last,
+		{Commit: "fedcba9876543210fedcba9876543210fedcba98", When: now.Add(-72 * time.Hour), Action: "manual", From: "1.4.0", To: "1.4.1", Who: "dave", Why: "hotfix by hand"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_history", hist)
+	empty, err := HistoryReply(History{App: "search", Env: "dev", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_history_empty", empty)
+}
+
+func TestAgo(t *testing.T) {
+	for d, want := range map[time.Duration]string{10 * time.Second: "just now", 5 * time.Minute: "5m ago", 3 * time.Hour: "3h ago", 72 * time.Hour: "3d ago"} {
+		if got := ago(now, now.Add(-d)); got != want {
+			t.Errorf("ago(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
