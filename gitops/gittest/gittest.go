@@ -93,7 +93,17 @@ func Seed(t testing.TB, bare string, files map[string]string, message string) st
 	}
 	Git(t, work, "add", "-A")
 	Git(t, work, "commit", "--quiet", "-m", message)
-	Git(t, work, "push", "--quiet", "origin", "HEAD:main")
+	// Like a person: if someone pushed meanwhile, pull --rebase and push again.
+	for attempt := 0; ; attempt++ {
+		_, err := Run(work, "push", "--quiet", "origin", "HEAD:main")
+		if err == nil {
+			break
+		}
+		if attempt == 20 {
+			t.Fatalf("push: %v", err)
+		}
+		Git(t, work, "pull", "--quiet", "--rebase", "origin", "main")
+	}
 	return Git(t, work, "rev-parse", "HEAD")
 }
 

@@ -1,0 +1,158 @@
+package command
+
+import (
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/shipbot/shipbot/gitops"
+)
+
+// Independent oracles for the invariants: regular expressions written from
+// the grammars, not the hand-written checks Parse uses.
+var (
+	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	ociTagRE   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+)
+
+func FuzzParse(f *testing.F) {
+	for _, tc := range parseTests {
+		f.Add(tc.line)
+	}
+	for _, s := range []string{
+		"rollback a b to c --why d",
+		"<@UABC|x>:ship promote a b to c --why=\"d\"",
+		"history a b 5 --why '",
+		"rollback a b to -h",
+		"'--why' x",
+		"\"\" \"\" ''",
+		"ship ship status x",
+		"promote a b to --help",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		req, err := Parse(line)
+		req2, err2 := Parse(line)
+		if req != req2 || (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
+			t.Fatalf("Parse(%q) is not deterministic: (%+v, %v) then (%+v, %v)", line, req, err, req2, err2)
+		}
+		if err != nil {
+			var ue *gitops.UserError
+			if !errors.As(err, &ue) || ue.Message == "" {
+				t.Fatalf("Parse(%q): error %T %v is not a *gitops.UserError with a message", line, err, err)
+			}
+			if req != (gitops.Request{}) {
+				t.Fatalf("Parse(%q): non-zero request %+v with error %v", line, req, err)
+			}
+			return
+		}
+		checkRequest(t, line, req)
+
+		// The canonical rendering of a parsed request parses back to it.
+		if canon, ok := render(req); ok {
+			back, err := Parse(canon)
+			if err != nil || back != req {
+				t.Fatalf("Parse(%q) = %+v; its rendering %q parses to (%+v, %v)", line, req, canon, back, err)
+			}
+		}
+	})
+}
+
+// checkRequest asserts the invariants of a successfully parsed request.
+func checkRequest(t *testing.T, line string, req gitops.Request) {
+	t.Helper()
+	fail := func(format string, a ...any) {
+		t.Helper()
+		t.Fatalf("Parse(%q) = %+v: "+format, append([]any{line, req}, a...)...)
+	}
+	if len(line) > maxLineBytes {
+		fail("accepted a line of %d bytes", len(line))
+	}
+	if req.ID != "" || req.User != "" || req.Channel != "" || !req.At.IsZero() {
+		fail("set a field reserved for the front end")
+	}
+	if Usage(req.Action) == "" {
+		fail("invalid action %q", req.Action)
+	}
+	for field, v := range map[string]string{"App": req.App, "Env": req.Env, "FromEnv": req.FromEnv} {
+		if v != "" && !dnsLabelRE.MatchString(v) {
+			fail("%s %q is not a DNS label", field, v)
+		}
+	}
+	if req.Tag != "" && (!ociTagRE.MatchString(req.Tag) || ValidTag(req.Tag) != nil) {
+		fail("tag %q is not a valid OCI tag", req.Tag)
+	}
+	if strings.IndexByte(req.Why, 0) >= 0 || req.Why != strings.TrimSpace(req.Why) ||
+		req.Why != "" && strings.TrimSpace(req.Why) == "" {
+		fail("bad Why %q", req.Why)
+	}
+	if req.Tag != "" && req.Action != gitops.ActionRollback {
+		fail("Tag set for %s", req.Action)
+	}
+	if req.FromEnv != "" && req.Action != gitops.ActionPromote {
+		fail("FromEnv set for %s", req.Action)
+	}
+	if req.Limit != 0 && (req.Action != gitops.ActionHistory || req.Limit < 1 || req.Limit > maxLimit) {
+		fail("bad Limit %d", req.Limit)
+	}
+	switch req.Action {
+	case gitops.ActionRollback, gitops.ActionRestart, gitops.ActionHistory:
+		if req.App == "" || req.Env == "" {
+			fail("missing App or Env")
+		}
+	case gitops.ActionPromote:
+		if req.App == "" || req.Env == "" || req.FromEnv == "" || req.FromEnv == req.Env {
+			fail("bad promote environments")
+		}
+	case gitops.ActionStatus:
+		if req.App == "" || req.Env != "" {
+			fail("status takes exactly an app")
+		}
+	case gitops.ActionHelp:
+		if req.App != "" && Usage(gitops.Action(req.App)) == "" {
+			fail("help topic %q is not a command", req.App)
+		}
+		if req.Env != "" {
+			fail("help with an Env")
+		}
+	}
+}
+
+// render writes req back as a canonical chat line. It reports false when the
+// Why text would not survive the trip (a fully quoted Why loses its quotes).
+func render(req gitops.Request) (string, bool) {
+	words := []string{string(req.Action)}
+	switch req.Action {
+	case gitops.ActionRollback:
+		words = append(words, req.App, req.Env)
+		if req.Tag != "" {
+			words = append(words, "to", req.Tag)
+		}
+	case gitops.ActionRestart:
+		words = append(words, req.App, req.Env)
+	case gitops.ActionPromote:
+		words = append(words, req.App, req.FromEnv, "to", req.Env)
+	case gitops.ActionStatus:
+		words = append(words, req.App)
+	case gitops.ActionHistory:
+		words = append(words, req.App, req.Env)
+		if req.Limit != 0 {
+			words = append(words, strconv.Itoa(req.Limit))
+		}
+	case gitops.ActionHelp:
+		if req.App != "" {
+			words = append(words, req.App)
+		}
+	}
+	if w := req.Why; w != "" {
+		if n := len(w); n >= 2 && (w[0] == '"' || w[0] == '\'') && w[n-1] == w[0] {
+			return "", false
+		}
+		words = append(words, "--why", w)
+	}
+	s := strings.Join(words, " ")
+	return s, len(s) <= maxLineBytes
+}

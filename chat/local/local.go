@@ -1,0 +1,231 @@
+// Package local is the terminal chat: one message per line on stdin, replies
+// on stdout. Piped, it processes every line, finishes the work it started and
+// returns at end of input; in a terminal it shows a prompt.
+package local
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shipbot/shipbot/chat/command"
+	"github.com/shipbot/shipbot/gitops"
+)
+
+// Handler is the part of the core the chat drives.
+type Handler interface {
+	Handle(ctx context.Context, req gitops.Request) gitops.Response
+	Confirm(ctx context.Context, p *gitops.Plan) gitops.Response
+	Cancel(p *gitops.Plan, why string) gitops.Response
+	ConfirmTimeout() time.Duration
+}
+
+var _ Handler = (*gitops.Service)(nil)
+
+// Options configure a chat session.
+type Options struct {
+	User        string
+	Channel     string
+	Interactive bool // show a prompt (stdin is a terminal)
+	Now         func() time.Time
+}
+
+// Chat is one local chat session.
+type Chat struct {
+	h       Handler
+	o       Options
+	out     io.Writer
+	session string
+	seq     int
+	pending *pending // the one plan waiting for yes/no
+}
+
+type pending struct {
+	plan     *gitops.Plan
+	deadline time.Time
+}
+
+var userName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// New returns a chat session writing replies to out.
+func New(h Handler, out io.Writer, o Options) (*Chat, error) {
+	if !userName.MatchString(o.User) {
+		return nil, fmt.Errorf("user %q: use letters, digits, '.', '_' or '-'", o.User)
+	}
+	if o.Channel == "" {
+		o.Channel = "#local"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Chat{h: h, o: o, out: out, session: strconv.FormatInt(o.Now().UnixNano(), 36)}, nil
+}
+
+// Run reads lines from in until end of input or ctx is done. A plan still
+// waiting for an answer at the end is cancelled: nothing is written without yes.
+func (c *Chat) Run(ctx context.Context, in io.Reader) error {
+	lines := make(chan string)
+	readErr := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64*1024), 64*1024)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+		readErr <- sc.Err()
+		close(lines)
+	}()
+	c.greet()
+	for {
+		c.prompt()
+		var expire <-chan time.Time
+		var timer *time.Timer
+		if c.pending != nil {
+			timer = time.NewTimer(time.Until(c.pending.deadline))
+			expire = timer.C
+		}
+		done, err := c.next(ctx, lines, readErr, expire)
+		if timer != nil {
+			timer.Stop()
+		}
+		if done {
+			return err
+		}
+	}
+}
+
+// next waits for one event: a line, the pending plan's deadline, the end of
+// input or of ctx. It reports whether the session is over.
+func (c *Chat) next(ctx context.Context, lines <-chan string, readErr <-chan error, expire <-chan time.Time) (bool, error) {
+	{
+		select {
+		case <-ctx.Done():
+			c.cancelPending("shipbot is shutting down")
+			return true, nil
+		case <-expire:
+			c.cancelPending(fmt.Sprintf("no answer within %s", c.h.ConfirmTimeout()))
+		case line, ok := <-lines:
+			if !ok {
+				c.cancelPending("end of input before an answer")
+				if err := <-readErr; err != nil && !errors.Is(err, io.EOF) {
+					return true, fmt.Errorf("read input: %w", err)
+				}
+				return true, nil
+			}
+			c.line(ctx, line)
+		}
+	}
+	return false, nil
+}
+
+func (c *Chat) greet() {
+	if c.o.Interactive {
+		fmt.Fprintf(c.out, "shipbot local chat: you are %s in %s. Type `help`, `/as USER` to switch user, Ctrl-D to quit.\n", c.o.User, c.o.Channel)
+	}
+}
+
+func (c *Chat) prompt() {
+	if c.o.Interactive {
+		fmt.Fprintf(c.out, "%s> ", c.o.User)
+	}
+}
+
+func (c *Chat) say(text string) {
+	text = strings.TrimRight(text, "\n")
+	fmt.Fprintln(c.out, text)
+}
+
+func (c *Chat) cancelPending(why string) {
+	if c.pending == nil {
+		return
+	}
+	c.say(c.h.Cancel(c.pending.plan, why).Text)
+	c.pending = nil
+}
+
+// line handles one chat message.
+func (c *Chat) line(ctx context.Context, line string) {
+	text := strings.TrimSpace(line)
+	if text == "" || strings.HasPrefix(text, "#") {
+		return
+	}
+	if !c.o.Interactive {
+		fmt.Fprintf(c.out, "%s> %s\n", c.o.User, text)
+	}
+	if c.pending != nil && c.o.Now().After(c.pending.deadline) {
+		c.cancelPending(fmt.Sprintf("no answer within %s", c.h.ConfirmTimeout()))
+	}
+	if rest, ok := strings.CutPrefix(text, "/as"); ok && (rest == "" || rest[0] == ' ') {
+		user := strings.TrimSpace(rest)
+		if !userName.MatchString(user) {
+			c.say("usage: /as USER (letters, digits, '.', '_' or '-')")
+			return
+		}
+		c.o.User = user
+		c.say(fmt.Sprintf("you are now %s", user))
+		return
+	}
+	if c.pending != nil {
+		switch strings.ToLower(text) {
+		case "yes", "y", "confirm":
+			if c.pending.plan.Request.User != c.o.User {
+				c.say(fmt.Sprintf("only %s, who asked, can confirm request %s", c.pending.plan.Request.User, c.pending.plan.Request.ID))
+				return
+			}
+			p := c.pending.plan
+			c.pending = nil
+			c.say(c.h.Confirm(ctx, p).Text)
+			return
+		case "no", "n", "cancel":
+			if c.pending.plan.Request.User != c.o.User {
+				c.say(fmt.Sprintf("only %s, who asked, can cancel request %s", c.pending.plan.Request.User, c.pending.plan.Request.ID))
+				return
+			}
+			c.cancelPending("cancelled by " + c.o.User)
+			return
+		}
+		c.say(fmt.Sprintf("request %s is waiting for `yes` or `no` first.", c.pending.plan.Request.ID))
+		return
+	}
+	switch strings.ToLower(text) {
+	case "yes", "y", "no", "n", "confirm", "cancel":
+		c.say("there is nothing to confirm. Type `help` for the commands.")
+		return
+	}
+	req, err := command.Parse(text)
+	if err != nil {
+		var ue *gitops.UserError
+		if errors.As(err, &ue) {
+			c.say(ue.Message)
+		} else {
+			c.say(err.Error())
+		}
+		return
+	}
+	if req.Action == gitops.ActionHelp {
+		if req.App != "" {
+			c.say(command.Usage(gitops.Action(req.App)))
+		} else {
+			c.say(command.Help())
+		}
+		return
+	}
+	c.seq++
+	req.User, req.Channel, req.At = c.o.User, c.o.Channel, c.o.Now()
+	req.ID = gitops.NewRequestID("local", c.session, strconv.Itoa(c.seq), req.User, req.Channel, text)
+	resp := c.h.Handle(ctx, req)
+	c.say(resp.Text)
+	if resp.Outcome == gitops.OutcomeConfirm && resp.Plan != nil {
+		c.pending = &pending{plan: resp.Plan, deadline: c.o.Now().Add(c.h.ConfirmTimeout())}
+	}
+}

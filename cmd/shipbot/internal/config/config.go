@@ -1,0 +1,344 @@
+// Package config reads shipbot.yaml into one typed, validated Config. Every
+// problem is reported with where it is (key path and line) and how to fix it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shipbot/shipbot/gitops"
+	"github.com/shipbot/shipbot/gitops/edit"
+)
+
+// File is the shape of shipbot.yaml.
+type File struct {
+	Repo struct {
+		URL      string `yaml:"url"`
+		Branch   string `yaml:"branch"`
+		CacheDir string `yaml:"cacheDir"`
+	} `yaml:"repo"`
+	Committer struct {
+		Name  string `yaml:"name"`
+		Email string `yaml:"email"`
+	} `yaml:"committer"`
+	Identity struct {
+		// EmailDomain turns a chat user "alice" into the commit author
+		// alice <alice@EmailDomain> (the local chat; Slack reads emails).
+		EmailDomain string `yaml:"emailDomain"`
+	} `yaml:"identity"`
+	Policy struct {
+		Model  string `yaml:"model"`
+		Policy string `yaml:"policy"`
+	} `yaml:"policy"`
+	Chat struct {
+		ConfirmTimeout string `yaml:"confirmTimeout"`
+		Channel        string `yaml:"channel"`
+	} `yaml:"chat"`
+	Environments []struct {
+		Name      string `yaml:"name"`
+		Cluster   string `yaml:"cluster"`
+		Protected bool   `yaml:"protected"`
+	} `yaml:"environments"`
+	Apps map[string]App `yaml:"apps"`
+}
+
+// App is one app: defaults for all its environments, and the environments.
+type App struct {
+	AppEnv `yaml:",inline"`
+	Envs   map[string]AppEnv `yaml:"envs"`
+}
+
+// AppEnv is where an app lives in one environment; empty fields inherit the app's.
+type AppEnv struct {
+	Path            string `yaml:"path"`
+	Layout          string `yaml:"layout"`
+	Image           string `yaml:"image"`
+	TagPath         string `yaml:"tagPath"`
+	AnnotationsPath string `yaml:"annotationsPath"`
+	ArgoApp         string `yaml:"argoApp"`
+}
+
+// Config is the validated configuration, paths resolved against the
+// directory of the config file.
+type Config struct {
+	Path           string // the config file
+	RepoURL        string
+	Branch         string
+	CacheDir       string
+	Committer      gitops.Person
+	EmailDomain    string
+	PolicyModel    string // "" = the embedded default model
+	PolicyFile     string
+	ConfirmTimeout time.Duration
+	Channel        string
+	Catalog        *gitops.Catalog
+}
+
+// Error lists every problem found in a config file.
+type Error struct {
+	File     string
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s has %d problem(s):\n  - %s", e.File, len(e.Problems), strings.Join(e.Problems, "\n  - "))
+}
+
+var (
+	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	imageName = regexp.MustCompile(`^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?$`)
+	dotted    = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+)
+
+// Load reads and validates a config file.
+func Load(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(file, data)
+}
+
+// Parse validates config data; file names it in errors and anchors relative paths.
+func Parse(file string, data []byte) (*Config, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, &Error{File: file, Problems: []string{fmt.Sprintf("not valid YAML: %v", err)}}
+	}
+	var f File
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, &Error{File: file, Problems: []string{fmt.Sprintf("%v (see deploy/examples/shipbot.yaml for every key)", err)}}
+	}
+	v := &validator{lines: map[string]int{}}
+	if len(doc.Content) == 1 {
+		v.index("", doc.Content[0])
+	}
+	cfg := v.check(file, &f)
+	if len(v.problems) > 0 {
+		return nil, &Error{File: file, Problems: v.problems}
+	}
+	return cfg, nil
+}
+
+type validator struct {
+	lines    map[string]int
+	problems []string
+}
+
+// index records the line of every key path, e.g. "apps.checkout.envs.prod.path".
+func (v *validator) index(prefix string, n *yaml.Node) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			v.lines[p] = n.Content[i].Line
+			v.index(p, n.Content[i+1])
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", prefix, i)
+			v.lines[p] = c.Line
+			v.index(p, c)
+		}
+	}
+}
+
+// addf records a problem at key path p (or its nearest recorded parent).
+func (v *validator) addf(p, format string, args ...any) {
+	where := p
+	for q := p; q != ""; {
+		if line, ok := v.lines[q]; ok {
+			where = fmt.Sprintf("%s (line %d)", p, line)
+			break
+		}
+		i := strings.LastIndexAny(q, ".[")
+		if i < 0 {
+			break
+		}
+		q = q[:i]
+	}
+	v.problems = append(v.problems, where+": "+fmt.Sprintf(format, args...))
+}
+
+func (v *validator) check(file string, f *File) *Config {
+	base := filepath.Dir(file)
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	cfg := &Config{Path: file, Catalog: &gitops.Catalog{Apps: map[string]map[string]gitops.Target{}}}
+
+	cfg.RepoURL = f.Repo.URL
+	switch {
+	case f.Repo.URL == "":
+		v.addf("repo.url", "required: the environment repo to write to, e.g. https://github.com/acme/env.git or file:///srv/env.git")
+	case strings.Contains(f.Repo.URL, "://"):
+		if strings.Contains(strings.SplitN(f.Repo.URL, "://", 2)[1], "@") && strings.HasPrefix(f.Repo.URL, "http") {
+			v.addf("repo.url", "must not carry credentials; give the token through the environment or a file")
+		}
+	default:
+		cfg.RepoURL = abs(f.Repo.URL) // a local path, relative to the config file
+	}
+	cfg.Branch = f.Repo.Branch
+	if cfg.Branch == "" {
+		cfg.Branch = "main"
+	}
+	cfg.CacheDir = abs(f.Repo.CacheDir)
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = filepath.Join(base, ".shipbot-cache")
+	}
+	cfg.Committer = gitops.Person{Name: f.Committer.Name, Email: f.Committer.Email}
+	if cfg.Committer.Name == "" {
+		cfg.Committer.Name = "shipbot"
+	}
+	if cfg.Committer.Email == "" {
+		cfg.Committer.Email = "shipbot@localhost"
+	} else if !strings.Contains(cfg.Committer.Email, "@") || strings.ContainsAny(cfg.Committer.Email, "<> \n") {
+		v.addf("committer.email", "%q is not an email address", cfg.Committer.Email)
+	}
+	cfg.EmailDomain = f.Identity.EmailDomain
+	if cfg.EmailDomain == "" {
+		cfg.EmailDomain = "users.shipbot.local"
+	}
+	cfg.PolicyModel = abs(f.Policy.Model)
+	cfg.PolicyFile = abs(f.Policy.Policy)
+	if cfg.PolicyFile == "" {
+		v.addf("policy.policy", "required: a casbin policy file (shipbot denies everything without one), e.g. policy.csv; see deploy/examples/policy.csv")
+	}
+	cfg.ConfirmTimeout = 2 * time.Minute
+	if s := f.Chat.ConfirmTimeout; s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			v.addf("chat.confirmTimeout", "%q is not a positive duration; write e.g. 2m or 90s", s)
+		} else {
+			cfg.ConfirmTimeout = d
+		}
+	}
+	cfg.Channel = f.Chat.Channel
+	if cfg.Channel == "" {
+		cfg.Channel = "#local"
+	}
+
+	envs := map[string]bool{}
+	if len(f.Environments) == 0 {
+		v.addf("environments", "required: list the environments in promotion order, e.g. [{name: dev}, {name: staging}, {name: prod, protected: true}]")
+	}
+	for i, e := range f.Environments {
+		p := fmt.Sprintf("environments[%d]", i)
+		switch {
+		case !dnsLabel.MatchString(e.Name):
+			v.addf(p+".name", "%q is not a valid environment name: use lowercase letters, digits and '-'", e.Name)
+		case envs[e.Name]:
+			v.addf(p+".name", "environment %q is listed twice", e.Name)
+		}
+		envs[e.Name] = true
+		cluster := e.Cluster
+		if cluster == "" {
+			cluster = e.Name
+		}
+		cfg.Catalog.Envs = append(cfg.Catalog.Envs, gitops.Environment{Name: e.Name, Cluster: cluster, Protected: e.Protected})
+	}
+
+	if len(f.Apps) == 0 {
+		v.addf("apps", "required: at least one app with its path per environment")
+	}
+	names := make([]string, 0, len(f.Apps))
+	for n := range f.Apps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		app := f.Apps[name]
+		p := "apps." + name
+		if !dnsLabel.MatchString(name) {
+			v.addf(p, "%q is not a valid app name: use lowercase letters, digits and '-'", name)
+		}
+		if len(app.Envs) == 0 {
+			v.addf(p+".envs", "required: the path of %s in each environment, e.g. envs: {prod: {path: apps/%s/overlays/prod}}", name, name)
+		}
+		targets := map[string]gitops.Target{}
+		for env, ae := range app.Envs {
+			ep := p + ".envs." + env
+			if !envs[env] {
+				v.addf(ep, "unknown environment %q; declare it under environments", env)
+				continue
+			}
+			t := v.target(ep, name, env, app.AppEnv, ae)
+			targets[env] = t
+		}
+		cfg.Catalog.Apps[name] = targets
+	}
+	return cfg
+}
+
+func (v *validator) target(p, app, env string, def, ae AppEnv) gitops.Target {
+	pick := func(a, b string) string {
+		if a != "" {
+			return a
+		}
+		return b
+	}
+	t := gitops.Target{App: app, Env: env, ArgoApp: ae.ArgoApp, Location: edit.Location{
+		Layout:          edit.Layout(pick(ae.Layout, def.Layout)),
+		Path:            ae.Path,
+		Image:           pick(ae.Image, def.Image),
+		TagPath:         pick(ae.TagPath, def.TagPath),
+		AnnotationsPath: pick(ae.AnnotationsPath, def.AnnotationsPath),
+	}}
+	if !t.Layout.Valid() {
+		v.addf(p+".layout", "%q is not a layout: use kustomize, helm or manifest (on the app or per environment)", t.Layout)
+	}
+	clean := path.Clean(t.Path)
+	switch {
+	case t.Path == "":
+		v.addf(p+".path", "required: %s", pathHint(t.Layout, app, env))
+	case path.IsAbs(t.Path) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(t.Path, "\\"):
+		v.addf(p+".path", "%q must be relative to the repo root and stay inside it", t.Path)
+	default:
+		t.Path = clean
+	}
+	if t.Layout == edit.LayoutHelm && t.Path != "" && !strings.HasSuffix(t.Path, ".yaml") && !strings.HasSuffix(t.Path, ".yml") {
+		v.addf(p+".path", "%q: for the helm layout the path is the values file, e.g. apps/%s/values-%s.yaml", t.Path, app, env)
+	}
+	if !imageName.MatchString(t.Image) || strings.Contains(t.Image, "@") {
+		v.addf(p+".image", "%q is not an image name without tag, e.g. registry.example.com/shop/%s", t.Image, app)
+	}
+	for _, kv := range [][2]string{{"tagPath", t.TagPath}, {"annotationsPath", t.AnnotationsPath}} {
+		if kv[1] != "" && !dotted.MatchString(kv[1]) {
+			v.addf(p+"."+kv[0], "%q is not a dotted path like image.tag", kv[1])
+		}
+	}
+	return t
+}
+
+func pathHint(l edit.Layout, app, env string) string {
+	switch l {
+	case edit.LayoutHelm:
+		return fmt.Sprintf("the Helm values file, e.g. apps/%s/values-%s.yaml", app, env)
+	case edit.LayoutManifest:
+		return fmt.Sprintf("the directory (or file) of manifests, e.g. apps/%s/%s", app, env)
+	default:
+		return fmt.Sprintf("the kustomize overlay directory, e.g. apps/%s/overlays/%s", app, env)
+	}
+}
+
+// ErrNotFound is returned when no config file is given or found.
+var ErrNotFound = errors.New("no config file")

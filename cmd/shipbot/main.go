@@ -1,0 +1,215 @@
+// Command shipbot is a ChatOps bot for GitOps: rollbacks, restarts and
+// promotions typed in chat become confirmed, minimal commits in the
+// environment repo. This package only wires: flags + config -> the parts.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/shipbot/shipbot/chat/local"
+	"github.com/shipbot/shipbot/cmd/shipbot/internal/config"
+	"github.com/shipbot/shipbot/cmd/shipbot/internal/demo"
+	"github.com/shipbot/shipbot/gitops"
+	"github.com/shipbot/shipbot/gitops/repo"
+	"github.com/shipbot/shipbot/policy"
+)
+
+const usage = `shipbot: ChatOps for GitOps environment repos.
+
+Usage:
+  shipbot demo [--dir DIR] [--as USER]        run the local demo (creates DIR once, default .shipbot-demo)
+  shipbot chat --config FILE --as USER [--channel CH]
+                                              chat on stdin/stdout against the configured repo
+  shipbot check --config FILE                 validate a config and its policy, then exit
+  shipbot version
+
+In chat, type "help" for the commands, "/as USER" to switch who is speaking.
+`
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one shipbot command and returns the process exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "demo":
+		err = runDemo(ctx, args[1:], stdin, stdout, stderr)
+	case "chat":
+		err = runChat(ctx, args[1:], stdin, stdout, stderr)
+	case "check":
+		err = runCheck(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "shipbot", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "shipbot: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "shipbot %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "shipbot %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+type usageError struct{ error }
+
+func flags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("shipbot "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
+	}
+	return nil
+}
+
+func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flags("demo", stderr)
+	dir := fs.String("dir", ".shipbot-demo", "demo directory (created once, reused after)")
+	as := fs.String("as", "alice", "who you are in the chat")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfgPath, created, err := demo.Setup(*dir)
+	if err != nil {
+		return err
+	}
+	repoPath, _ := filepath.Abs(filepath.Join(*dir, demo.RepoDir))
+	if created {
+		fmt.Fprintf(stdout, "created the demo environment repo %s (apps checkout, payments, search in dev, staging, prod)\n", repoPath)
+	}
+	fmt.Fprintf(stdout, "config %s; log %s\ninspect with: git -C %s log --format='%%h %%an: %%s'\n",
+		cfgPath, filepath.Join(*dir, "shipbot.log"), repoPath)
+	logFile, err := os.OpenFile(filepath.Join(*dir, "shipbot.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	return chat(ctx, cfgPath, *as, "", stdin, stdout, slog.New(slog.NewJSONHandler(logFile, nil)))
+}
+
+func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flags("chat", stderr)
+	cfgPath := fs.String("config", "", "config file (shipbot.yaml)")
+	as := fs.String("as", "", "who you are in the chat (policy subject)")
+	channel := fs.String("channel", "", "chat channel (default: chat.channel of the config)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *cfgPath == "" || *as == "" {
+		return usageError{errors.New("--config and --as are required")}
+	}
+	return chat(ctx, *cfgPath, *as, *channel, stdin, stdout, slog.New(slog.NewJSONHandler(stderr, nil)))
+}
+
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flags("check", stderr)
+	cfgPath := fs.String("config", "", "config file (shipbot.yaml)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if _, err := policy.NewEnforcer(cfg.PolicyModel, cfg.PolicyFile); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is valid: %d environments, %d apps\n", *cfgPath, len(cfg.Catalog.Envs), len(cfg.Catalog.Apps))
+	return nil
+}
+
+// Main is a wired shipbot.
+type Main struct {
+	Config  *config.Config
+	Service *gitops.Service
+}
+
+// NewMain loads the config and wires the core with its adapters.
+func NewMain(ctx context.Context, cfgPath string, log *slog.Logger) (*Main, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	authz, err := policy.NewEnforcer(cfg.PolicyModel, cfg.PolicyFile)
+	if err != nil {
+		return nil, err
+	}
+	r, err := repo.Open(ctx, repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir})
+	if err != nil {
+		return nil, err
+	}
+	svc, err := gitops.NewService(gitops.ServiceOptions{
+		Catalog:        cfg.Catalog,
+		Repo:           r,
+		Authorizer:     authz,
+		Justifier:      policy.PatternJustifier{},
+		Directory:      local.Directory{Domain: cfg.EmailDomain},
+		Committer:      cfg.Committer,
+		Logger:         log,
+		ConfirmTimeout: cfg.ConfirmTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Main{Config: cfg, Service: svc}, nil
+}
+
+func chat(ctx context.Context, cfgPath, user, channel string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+	m, err := NewMain(ctx, cfgPath, log)
+	if err != nil {
+		return err
+	}
+	if channel == "" {
+		channel = m.Config.Channel
+	}
+	c, err := local.New(m.Service, stdout, local.Options{User: user, Channel: channel, Interactive: isTerminal(stdin)})
+	if err != nil {
+		return usageError{err}
+	}
+	return c.Run(ctx, stdin)
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

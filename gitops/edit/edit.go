@@ -1,0 +1,273 @@
+// Package edit changes image tags and restart annotations in an environment
+// repo's manifests with byte-minimal edits: only the bytes of the target
+// field change; comments, key order, quoting, blank lines and indentation
+// survive. It locates fields with yaml.v3 nodes and splices the original
+// bytes; it never decodes and re-encodes a whole file.
+package edit
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Layout is how an app's manifests are laid out for one environment.
+type Layout string
+
+const (
+	LayoutKustomize Layout = "kustomize" // Path is an overlay directory holding kustomization.yaml
+	LayoutHelm      Layout = "helm"      // Path is a Helm values file
+	LayoutManifest  Layout = "manifest"  // Path is a directory of (or one) raw YAML manifest file(s)
+)
+
+// Valid reports whether l is a known layout.
+func (l Layout) Valid() bool {
+	return l == LayoutKustomize || l == LayoutHelm || l == LayoutManifest
+}
+
+// RestartAnnotation is the pod-template annotation a restart sets.
+const RestartAnnotation = "shipbot.io/restartedAt"
+
+// Location is where one app's image tag and pod template live for one
+// environment, relative to the environment repo's root.
+type Location struct {
+	Layout Layout
+	// Path is the overlay directory (kustomize), the values file (helm), or a
+	// directory of, or a single, manifest file(s) (manifest).
+	Path string
+	// Image is the image name without tag or digest,
+	// e.g. "registry.example.com/shop/checkout".
+	Image string
+	// TagPath is the dotted path of the tag in a Helm values file
+	// (default "image.tag"). Helm only.
+	TagPath string
+	// AnnotationsPath is the dotted path of the pod annotations map in a Helm
+	// values file (default "podAnnotations"). Helm only.
+	AnnotationsPath string
+}
+
+// Files reads the files of one tree (one commit of the environment repo).
+type Files interface {
+	// ReadFile returns the content of the file at a slash-separated path
+	// relative to the repo root; an error wrapping fs.ErrNotExist if absent.
+	ReadFile(path string) ([]byte, error)
+	// ReadDir returns the sorted names of the regular files directly inside
+	// dir (not subdirectories); an error wrapping fs.ErrNotExist if dir is
+	// not a directory.
+	ReadDir(dir string) ([]string, error)
+}
+
+// Change is the new content of one file. Old is nil for a file that is created.
+type Change struct {
+	Path string
+	Old  []byte
+	New  []byte
+}
+
+// Sentinel errors. Errors returned by this package wrap them; their
+// messages say what was looked for and where.
+var (
+	// ErrNotFound: the target (image entry, values key, container) isn't there.
+	ErrNotFound = errors.New("not found")
+	// ErrUnchanged: the field already has the requested value.
+	ErrUnchanged = errors.New("already has the requested value")
+)
+
+// sentinelError carries its own message and unwraps to a sentinel.
+type sentinelError struct {
+	msg string
+	err error
+}
+
+func (e *sentinelError) Error() string { return e.msg }
+func (e *sentinelError) Unwrap() error { return e.err }
+
+func notFoundf(format string, a ...any) error {
+	return &sentinelError{fmt.Sprintf(format, a...), ErrNotFound}
+}
+
+func unchangedf(format string, a ...any) error {
+	return &sentinelError{fmt.Sprintf(format, a...), ErrUnchanged}
+}
+
+const (
+	defaultTagPath         = "image.tag"
+	defaultAnnotationsPath = "podAnnotations"
+)
+
+// normalize validates loc and fills in defaults.
+func normalize(loc Location) (Location, error) {
+	if !loc.Layout.Valid() {
+		return loc, fmt.Errorf("unknown layout %q", loc.Layout)
+	}
+	loc.Path = path.Clean(strings.TrimPrefix(loc.Path, "/"))
+	if loc.TagPath == "" {
+		loc.TagPath = defaultTagPath
+	}
+	if loc.AnnotationsPath == "" {
+		loc.AnnotationsPath = defaultAnnotationsPath
+	}
+	switch loc.Layout {
+	case LayoutHelm:
+		if loc.Path == "." {
+			return loc, errors.New("helm location needs the path of a values file")
+		}
+		if _, err := splitPath(loc.TagPath); err != nil {
+			return loc, err
+		}
+		if _, err := splitPath(loc.AnnotationsPath); err != nil {
+			return loc, err
+		}
+	default:
+		if loc.Image == "" {
+			return loc, fmt.Errorf("%s location needs an image name", loc.Layout)
+		}
+	}
+	return loc, nil
+}
+
+// splitPath splits a dotted values path ("image.tag").
+func splitPath(p string) ([]string, error) {
+	keys := strings.Split(p, ".")
+	for _, k := range keys {
+		if k == "" {
+			return nil, fmt.Errorf("invalid values path %q", p)
+		}
+	}
+	return keys, nil
+}
+
+// CurrentTag returns the image tag deployed at loc.
+func CurrentTag(f Files, loc Location) (string, error) {
+	loc, err := normalize(loc)
+	if err != nil {
+		return "", err
+	}
+	switch loc.Layout {
+	case LayoutKustomize:
+		return kustomizeCurrentTag(f, loc)
+	case LayoutHelm:
+		return helmCurrentTag(f, loc)
+	default:
+		return manifestCurrentTag(f, loc)
+	}
+}
+
+// SetTag returns the changes that deploy tag at loc. The tag must already
+// be valid (OCI tag grammar). It fails with ErrUnchanged if loc already
+// deploys tag, and with ErrNotFound if the target isn't there.
+func SetTag(f Files, loc Location, tag string) ([]Change, error) {
+	loc, err := normalize(loc)
+	if err != nil {
+		return nil, err
+	}
+	if tag == "" {
+		return nil, errors.New("empty tag")
+	}
+	var changes []Change
+	switch loc.Layout {
+	case LayoutKustomize:
+		changes, err = kustomizeSetTag(f, loc, tag)
+	case LayoutHelm:
+		changes, err = helmSetTag(f, loc, tag)
+	default:
+		changes, err = manifestSetTag(f, loc, tag)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Read the result back through the locator as a last check.
+	if got, err := CurrentTag(withChanges(f, changes), loc); err != nil || got != tag {
+		return nil, fmt.Errorf("after the edit the tag at %s reads %q (%v), not %q; not applying", loc.Path, got, err, tag)
+	}
+	return changes, nil
+}
+
+// CurrentRestart returns the restart annotation's value at loc, "" (and no
+// error) if there is none yet.
+func CurrentRestart(f Files, loc Location) (string, error) {
+	loc, err := normalize(loc)
+	if err != nil {
+		return "", err
+	}
+	switch loc.Layout {
+	case LayoutKustomize:
+		return kustomizeCurrentRestart(f, loc)
+	case LayoutHelm:
+		return helmCurrentRestart(f, loc)
+	default:
+		return manifestCurrentRestart(f, loc)
+	}
+}
+
+// SetRestart returns the changes that set the restart annotation
+// (RestartAnnotation) of loc's pod template(s) to value, an RFC 3339
+// timestamp. Changing the annotation makes Kubernetes roll the pods.
+func SetRestart(f Files, loc Location, value string) ([]Change, error) {
+	loc, err := normalize(loc)
+	if err != nil {
+		return nil, err
+	}
+	if value == "" {
+		return nil, errors.New("empty restart value")
+	}
+	var changes []Change
+	switch loc.Layout {
+	case LayoutKustomize:
+		changes, err = kustomizeSetRestart(f, loc, value)
+	case LayoutHelm:
+		changes, err = helmSetRestart(f, loc, value)
+	default:
+		changes, err = manifestSetRestart(f, loc, value)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if got, err := CurrentRestart(withChanges(f, changes), loc); err != nil || got != value {
+		return nil, fmt.Errorf("after the edit the restart annotation at %s reads %q (%v), not %q; not applying", loc.Path, got, err, value)
+	}
+	return changes, nil
+}
+
+// Inputs returns the sorted repo paths whose content determines the tag
+// and the restart annotation of loc (files that may not exist yet, like
+// the kustomize restart patch, included).
+func Inputs(f Files, loc Location) ([]string, error) {
+	loc, err := normalize(loc)
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	switch loc.Layout {
+	case LayoutKustomize:
+		paths, err = kustomizeInputs(f, loc)
+	case LayoutHelm:
+		paths = []string{loc.Path}
+	default:
+		paths, err = manifestFiles(f, loc)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
+// collect turns the edited files into changes, sorted by path.
+func collect(files ...*yfile) ([]Change, error) {
+	var changes []Change
+	for _, y := range files {
+		if !y.changed() {
+			continue
+		}
+		out, err := y.result()
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, Change{Path: y.path, Old: y.src, New: out})
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
+	return changes, nil
+}

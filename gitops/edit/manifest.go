@@ -1,0 +1,299 @@
+package edit
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// templatePaths says where each workload kind keeps its pod template.
+var templatePaths = map[string][]string{
+	"Deployment":  {"spec", "template"},
+	"StatefulSet": {"spec", "template"},
+	"DaemonSet":   {"spec", "template"},
+	"ReplicaSet":  {"spec", "template"},
+	"Job":         {"spec", "template"},
+	"CronJob":     {"spec", "jobTemplate", "spec", "template"},
+}
+
+// workload is one document with a pod template that runs loc.Image.
+type workload struct {
+	y          *yfile
+	doc        int
+	desc       string     // "Deployment/checkout"
+	tmpl       *yaml.Node // the pod template mapping
+	tmplPath   []any
+	containers []container // the containers running loc.Image, in file order
+}
+
+type container struct {
+	image *yaml.Node // the image scalar
+	flow  bool       // the container is a flow mapping
+	gpath []any
+	name  string
+	ref   imageRef
+}
+
+func (w *workload) where(c container) string {
+	return fmt.Sprintf("%s (%s, container %s)", w.y.path, w.desc, c.name)
+}
+
+// manifestFiles lists the manifest files of loc: the *.yaml and *.yml files
+// directly in the directory loc.Path, or loc.Path itself.
+func manifestFiles(f Files, loc Location) ([]string, error) {
+	names, err := f.ReadDir(loc.Path)
+	if err == nil {
+		var files []string
+		for _, n := range names {
+			if strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml") {
+				files = append(files, path.Join(loc.Path, n))
+			}
+		}
+		if len(files) == 0 {
+			return nil, notFoundf("no *.yaml or *.yml files in %s", loc.Path)
+		}
+		return files, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if _, err := f.ReadFile(loc.Path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, notFoundf("no manifests at %s", loc.Path)
+		}
+		return nil, err
+	}
+	return []string{loc.Path}, nil
+}
+
+// loadWorkloads parses the manifest files of loc and finds the workloads
+// with a container (or init container) running loc.Image.
+func loadWorkloads(f Files, loc Location) ([]*yfile, []*workload, error) {
+	paths, err := manifestFiles(f, loc)
+	if err != nil {
+		return nil, nil, err
+	}
+	var files []*yfile
+	var ws []*workload
+	for _, p := range paths {
+		b, err := f.ReadFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		y, err := parseYAML(p, b)
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, y)
+		for d := range y.docs {
+			w, err := findWorkload(y, d, loc.Image)
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", p, err)
+			}
+			found := 0
+			if w != nil {
+				ws = append(ws, w)
+				found = len(w.containers)
+			}
+			// The decoded value must agree with the node walk; YAML aliases
+			// and merge keys can hide containers from it.
+			if genericContainers(y.values[d], loc.Image) != found {
+				return nil, nil, fmt.Errorf("%w: document %d of %s uses YAML aliases or merge keys around its containers", errUnsupported, d+1, p)
+			}
+		}
+	}
+	return files, ws, nil
+}
+
+// findWorkload returns the workload of document d if it runs image.
+func findWorkload(y *yfile, d int, image string) (*workload, error) {
+	root := y.root(d)
+	if root == nil || root.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	kn, err := get(root, "kind")
+	if err != nil {
+		return nil, err
+	}
+	kind, _ := scalarString(kn)
+	tp, ok := templatePaths[kind]
+	if !ok {
+		return nil, nil
+	}
+	tmpl, err := getPath(root, tp...)
+	if err != nil || tmpl == nil || tmpl.Kind != yaml.MappingNode {
+		return nil, err
+	}
+	nn, err := getPath(root, "metadata", "name")
+	if err != nil {
+		return nil, err
+	}
+	name, _ := scalarString(nn)
+	w := &workload{y: y, doc: d, desc: kind + "/" + name, tmpl: tmpl}
+	for _, k := range tp {
+		w.tmplPath = append(w.tmplPath, k)
+	}
+	spec, err := get(tmpl, "spec")
+	if err != nil || spec == nil || spec.Kind != yaml.MappingNode {
+		return nil, err
+	}
+	// Walk the pod spec in file order so "first container" means first in the file.
+	for i := 0; i+1 < len(spec.Content); i += 2 {
+		section := spec.Content[i].Value
+		seq := spec.Content[i+1]
+		if (section != "containers" && section != "initContainers") || seq.Kind != yaml.SequenceNode {
+			continue
+		}
+		for j, c := range seq.Content {
+			img, err := get(c, "image")
+			if err != nil {
+				return nil, err
+			}
+			s, ok := scalarString(img)
+			if !ok {
+				continue
+			}
+			ref, ok := parseImageRef(s)
+			if !ok || ref.Name != image {
+				continue
+			}
+			cn, _ := get(c, "name")
+			cname, _ := scalarString(cn)
+			w.containers = append(w.containers, container{
+				image: img,
+				flow:  isStyle(c, yaml.FlowStyle),
+				gpath: appendPath(appendPath(appendPath(appendPath(w.tmplPath, "spec"), section), j), "image"),
+				name:  cname,
+				ref:   ref,
+			})
+		}
+	}
+	if len(w.containers) == 0 {
+		return nil, nil
+	}
+	return w, nil
+}
+
+// genericContainers counts, in a decoded document, the containers running
+// image: the walk of findWorkload, on the decoded value.
+func genericContainers(doc any, image string) int {
+	m, _ := doc.(map[string]any)
+	kind, _ := m["kind"].(string)
+	tp, ok := templatePaths[kind]
+	if !ok {
+		return 0
+	}
+	var cur any = m
+	for _, k := range tp {
+		mm, _ := cur.(map[string]any)
+		cur = mm[k]
+	}
+	tmpl, _ := cur.(map[string]any)
+	spec, _ := tmpl["spec"].(map[string]any)
+	n := 0
+	for _, section := range []string{"containers", "initContainers"} {
+		items, _ := spec[section].([]any)
+		for _, it := range items {
+			c, _ := it.(map[string]any)
+			s, _ := c["image"].(string)
+			if ref, ok := parseImageRef(s); ok && ref.Name == image {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func manifestCurrentTag(f Files, loc Location) (string, error) {
+	_, ws, err := loadWorkloads(f, loc)
+	if err != nil {
+		return "", err
+	}
+	if len(ws) == 0 {
+		return "", notFoundf("no container with image %q in %s", loc.Image, loc.Path)
+	}
+	first, fw := ws[0].containers[0], ws[0]
+	for _, w := range ws {
+		for _, c := range w.containers {
+			if c.ref != first.ref {
+				return "", fmt.Errorf("containers running %s disagree: %s has %s, %s has %s",
+					loc.Image, fw.where(first), first.ref, w.where(c), c.ref)
+			}
+		}
+	}
+	if first.ref.Tag == "" {
+		return "", notFoundf("image %q has no tag in %s (%s)", loc.Image, fw.where(first), first.ref)
+	}
+	return first.ref.Tag, nil
+}
+
+func manifestSetTag(f Files, loc Location, tag string) ([]Change, error) {
+	files, ws, err := loadWorkloads(f, loc)
+	if err != nil {
+		return nil, err
+	}
+	if len(ws) == 0 {
+		return nil, notFoundf("no container with image %q in %s", loc.Image, loc.Path)
+	}
+	ref := imageRef{Name: loc.Image, Tag: tag}.String()
+	for _, w := range ws {
+		for _, c := range w.containers {
+			if _, err := w.y.setScalar(w.doc, c.gpath, c.image, c.flow, ref, modeTag); err != nil {
+				return nil, fmt.Errorf("set image of %s: %w", w.where(c), err)
+			}
+		}
+	}
+	changes, err := collect(files...)
+	if err != nil {
+		return nil, err
+	}
+	if len(changes) == 0 {
+		return nil, unchangedf("every container running %s in %s already runs %s", loc.Image, loc.Path, ref)
+	}
+	return changes, nil
+}
+
+var templateRestartKeys = []string{"metadata", "annotations", RestartAnnotation}
+
+func manifestCurrentRestart(f Files, loc Location) (string, error) {
+	_, ws, err := loadWorkloads(f, loc)
+	if err != nil {
+		return "", err
+	}
+	if len(ws) == 0 {
+		return "", notFoundf("no container with image %q in %s", loc.Image, loc.Path)
+	}
+	n, err := getPath(ws[0].tmpl, templateRestartKeys...)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", ws[0].y.path, err)
+	}
+	v, _ := scalarString(n)
+	return v, nil
+}
+
+func manifestSetRestart(f Files, loc Location, value string) ([]Change, error) {
+	files, ws, err := loadWorkloads(f, loc)
+	if err != nil {
+		return nil, err
+	}
+	if len(ws) == 0 {
+		return nil, notFoundf("no container with image %q in %s", loc.Image, loc.Path)
+	}
+	for _, w := range ws {
+		if _, err := w.y.setPath(w.doc, w.tmplPath, w.tmpl, templateRestartKeys, value, modeQuoted); err != nil {
+			return nil, fmt.Errorf("set %s on %s in %s: %w", RestartAnnotation, w.desc, w.y.path, err)
+		}
+	}
+	changes, err := collect(files...)
+	if err != nil {
+		return nil, err
+	}
+	if len(changes) == 0 {
+		return nil, unchangedf("%s of every workload running %s in %s is already %s", RestartAnnotation, loc.Image, loc.Path, value)
+	}
+	return changes, nil
+}

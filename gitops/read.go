@@ -1,0 +1,110 @@
+package gitops
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/shipbot/shipbot/gitops/edit"
+	"github.com/shipbot/shipbot/templates"
+)
+
+// readAllowed checks a read-only action against the policy for one env.
+func (s *Service) readAllowed(ctx context.Context, log *slog.Logger, req Request, env Environment) *Response {
+	_, resp := s.authorize(ctx, log, req, env, req.Action)
+	return resp
+}
+
+func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Response {
+	targets, err := s.o.Catalog.App(req.App)
+	if err != nil {
+		return s.rejected(log, req, err)
+	}
+	snap, err := s.o.Repo.Fetch(ctx)
+	if err != nil {
+		return s.failed(log, req, err)
+	}
+	data := templates.Status{App: req.App, Now: s.o.Now()}
+	denied := 0
+	var lastDenial Response
+	h := &historyReader{repo: s.o.Repo}
+	for _, env := range s.o.Catalog.Envs {
+		t, ok := targets[env.Name]
+		if !ok {
+			continue
+		}
+		if resp := s.readAllowed(ctx, log, req, env); resp != nil {
+			denied++
+			lastDenial = *resp
+			continue
+		}
+		es := templates.EnvStatus{Env: env.Name}
+		if es.Tag, err = edit.CurrentTag(snap, t.Location); err != nil {
+			es.Err = userMessage(editError(t, err))
+		}
+		es.Restarted, _ = edit.CurrentRestart(snap, t.Location)
+		last, err := h.deploys(snap, t, 1, nil)
+		if err != nil {
+			log.Warn("read history", "env", env.Name, "err", err)
+		}
+		if len(last) == 1 {
+			c := change(last[0])
+			es.Last = &c
+		}
+		data.Envs = append(data.Envs, es)
+	}
+	if len(data.Envs) == 0 && denied > 0 {
+		return lastDenial
+	}
+	text, err := templates.StatusReply(data)
+	if err != nil {
+		return s.failed(log, req, err)
+	}
+	return Response{Outcome: OutcomeAnswered, Text: text}
+}
+
+func (s *Service) history(ctx context.Context, log *slog.Logger, req Request) Response {
+	t, env, err := s.o.Catalog.Target(req.App, req.Env)
+	if err != nil {
+		return s.rejected(log, req, err)
+	}
+	if resp := s.readAllowed(ctx, log, req, env); resp != nil {
+		return *resp
+	}
+	snap, err := s.o.Repo.Fetch(ctx)
+	if err != nil {
+		return s.failed(log, req, err)
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = s.o.HistoryLimit
+	}
+	h := &historyReader{repo: s.o.Repo}
+	deploys, err := h.deploys(snap, t, limit, nil)
+	if err != nil {
+		return s.failed(log, req, fmt.Errorf("history of %s in %s: %w", req.App, req.Env, err))
+	}
+	data := templates.History{App: req.App, Env: req.Env, Now: s.o.Now()}
+	for _, d := range deploys {
+		data.Changes = append(data.Changes, change(d))
+	}
+	text, err := templates.HistoryReply(data)
+	if err != nil {
+		return s.failed(log, req, err)
+	}
+	return Response{Outcome: OutcomeAnswered, Text: text}
+}
+
+func change(d Deploy) templates.Change {
+	c := templates.Change{
+		Commit: d.Commit.String(), When: d.When, Action: d.Action,
+		From: d.From, To: d.Tag, Who: d.RequestedBy(), Why: d.Trailers[TrailerJustification],
+	}
+	if d.Action == "manual" && c.Why == "" {
+		c.Why = firstLine(d.Message)
+	}
+	if c.From == c.To {
+		c.From, c.To = "", d.Tag
+	}
+	return c
+}

@@ -1,0 +1,527 @@
+package gitops
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/shipbot/shipbot/gitops/edit"
+	"github.com/shipbot/shipbot/gitops/repo"
+	"github.com/shipbot/shipbot/templates"
+)
+
+// Person is a git identity.
+type Person struct{ Name, Email string }
+
+func (p Person) String() string { return fmt.Sprintf("%s <%s>", p.Name, p.Email) }
+
+// Directory maps a chat identity to the person who becomes a commit's author.
+type Directory interface {
+	Person(ctx context.Context, user string) (Person, error)
+}
+
+// ServiceOptions wire a Service.
+type ServiceOptions struct {
+	Catalog    *Catalog
+	Repo       *repo.Repo
+	Authorizer Authorizer
+	Justifier  Justifier
+	Directory  Directory
+	Committer  Person
+	Signer     git.Signer // nil: unsigned commits
+	Logger     *slog.Logger
+	Now        func() time.Time
+	// MaxAttempts bounds push retries when the branch moved (default 5).
+	MaxAttempts int
+	// ConfirmTimeout is how long a plan waits for "yes" (default 2m); it is
+	// shown to the user, the chat front end enforces it.
+	ConfirmTimeout time.Duration
+	// HistoryLimit is the default length of `history` (default 10).
+	HistoryLimit int
+}
+
+// Validate fills defaults and checks that the required parts are there.
+func (o *ServiceOptions) Validate() error {
+	switch {
+	case o.Catalog == nil:
+		return errors.New("service: no catalog")
+	case o.Repo == nil:
+		return errors.New("service: no repo")
+	case o.Authorizer == nil:
+		return errors.New("service: no authorizer (deny-by-default needs a policy)")
+	case o.Justifier == nil:
+		return errors.New("service: no justifier")
+	case o.Directory == nil:
+		return errors.New("service: no directory")
+	case o.Committer.Email == "":
+		return errors.New("service: no committer identity")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.ConfirmTimeout <= 0 {
+		o.ConfirmTimeout = 2 * time.Minute
+	}
+	if o.HistoryLimit <= 0 {
+		o.HistoryLimit = 10
+	}
+	return nil
+}
+
+// Service is the use case: request -> authorize -> plan -> confirm -> commit
+// and push -> reply.
+type Service struct {
+	o       ServiceOptions
+	writeMu sync.Mutex // writes to the one repo are serialized in this process
+}
+
+// NewService returns a Service.
+func NewService(o ServiceOptions) (*Service, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	return &Service{o: o}, nil
+}
+
+// Catalog returns the apps and environments the service manages.
+func (s *Service) Catalog() *Catalog { return s.o.Catalog }
+
+// ConfirmTimeout is how long a plan waits for its answer.
+func (s *Service) ConfirmTimeout() time.Duration { return s.o.ConfirmTimeout }
+
+// Outcome is what became of a request.
+type Outcome string
+
+const (
+	OutcomeAnswered  Outcome = "answered"  // a read-only request was answered
+	OutcomeConfirm   Outcome = "confirm"   // a plan waits for yes/no
+	OutcomeDenied    Outcome = "denied"    // the policy said no
+	OutcomeRejected  Outcome = "rejected"  // bad input or failed justification
+	OutcomeCommitted Outcome = "committed" // the change landed
+	OutcomeCancelled Outcome = "cancelled" // the requester said no, or time ran out
+	OutcomeFailed    Outcome = "failed"    // shipbot failed; the remote is unchanged
+)
+
+// Response is the result of handling a request: the reply to show and, when
+// the request waits for confirmation, the plan to confirm.
+type Response struct {
+	Outcome Outcome
+	Text    string // the chat reply
+	Plan    *Plan  // set when Outcome is OutcomeConfirm
+	Commit  string // set when Outcome is OutcomeCommitted
+}
+
+// Plan is a change computed and shown, not yet written.
+type Plan struct {
+	Request       Request
+	Target        Target
+	Environment   Environment
+	Justification Justification
+	From, To      string // tags; for a restart the annotation values
+	Restart       string // restart annotation value (restart only)
+	Changes       []edit.Change
+	Diff          string
+	Summary       string
+	Base          string // commit the plan was computed on
+}
+
+// NewRequestID derives a request id from what identifies a chat message, so
+// that a redelivered message maps to the same id.
+func NewRequestID(parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return "shp-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:])[:10])
+}
+
+// Handle answers a request: read-only requests at once; writes with a plan
+// that waits for confirmation. It writes nothing.
+func (s *Service) Handle(ctx context.Context, req Request) Response {
+	log := s.o.Logger.With("request", req.ID, "user", req.User, "action", string(req.Action), "app", req.App, "env", req.Env)
+	resp := s.handle(ctx, log, req)
+	log.Info("request handled", "outcome", string(resp.Outcome))
+	return resp
+}
+
+func (s *Service) handle(ctx context.Context, log *slog.Logger, req Request) Response {
+	switch req.Action {
+	case ActionStatus:
+		return s.status(ctx, log, req)
+	case ActionHistory:
+		return s.history(ctx, log, req)
+	case ActionRollback, ActionRestart, ActionPromote:
+		plan, resp := s.plan(ctx, log, req)
+		if plan == nil {
+			return resp
+		}
+		text, err := templates.PlanReply(templates.Plan{
+			RequestID: req.ID, Summary: plan.Summary, Diff: plan.Diff, Why: plan.Justification.Text,
+			Timeout: s.o.ConfirmTimeout, Protected: plan.Environment.Protected,
+		})
+		if err != nil {
+			return s.failed(log, req, err)
+		}
+		return Response{Outcome: OutcomeConfirm, Text: text, Plan: plan}
+	default:
+		return Response{Outcome: OutcomeRejected, Text: fmt.Sprintf("shipbot can't %s; try `help`", req.Action)}
+	}
+}
+
+// authorize asks the policy; a denial or an error is returned as a Response.
+func (s *Service) authorize(ctx context.Context, log *slog.Logger, req Request, env Environment, action Action) (Decision, *Response) {
+	d, err := s.o.Authorizer.Authorize(ctx, AuthzQuery{
+		Subject: Subject{User: req.User, Channel: req.Channel},
+		Env:     env.Name, Cluster: env.Cluster, App: req.App, Action: action,
+	})
+	if err != nil {
+		r := s.failed(log, req, fmt.Errorf("authorize: %w", err))
+		return d, &r
+	}
+	if !d.Allowed {
+		log.Warn("denied by policy", "reason", d.Reason)
+		return d, &Response{Outcome: OutcomeDenied, Text: fmt.Sprintf("[%s] denied: %s", req.ID, d.Reason)}
+	}
+	log.Debug("allowed by policy", "rule", d.Rule)
+	return d, nil
+}
+
+// rejected turns a user-facing error into a reply; other errors are failures.
+func (s *Service) rejected(log *slog.Logger, req Request, err error) Response {
+	var ue *UserError
+	if errors.As(err, &ue) {
+		log.Info("request rejected", "reason", ue.Message)
+		return Response{Outcome: OutcomeRejected, Text: fmt.Sprintf("[%s] %s", req.ID, ue.Message)}
+	}
+	return s.failed(log, req, err)
+}
+
+// failed reports an internal error: details go to the log, the user gets
+// the request id to quote.
+func (s *Service) failed(log *slog.Logger, req Request, err error) Response {
+	log.Error("request failed", "err", err)
+	return Response{Outcome: OutcomeFailed, Text: fmt.Sprintf("[%s] shipbot failed and changed nothing: %s. Operators can find the details in the log under request %s.", req.ID, userSafe(err), req.ID)}
+}
+
+// userSafe shortens an internal error for chat; it never carries secrets
+// because URLs with credentials are not part of shipbot's error texts.
+func userSafe(err error) string {
+	msg := err.Error()
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return msg
+}
+
+// plan validates, authorizes and computes the change on the current tip.
+func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Plan, Response) {
+	t, env, err := s.o.Catalog.Target(req.App, req.Env)
+	if err != nil {
+		return nil, s.rejected(log, req, err)
+	}
+	if req.Action == ActionPromote {
+		if _, _, err := s.o.Catalog.Target(req.App, req.FromEnv); err != nil {
+			return nil, s.rejected(log, req, err)
+		}
+		if next, ok := s.o.Catalog.Next(req.App, req.FromEnv); !ok || next != req.Env {
+			msg := fmt.Sprintf("%s is promoted one environment at a time (%s)", req.App, strings.Join(s.path(req.App), " -> "))
+			if ok {
+				msg += fmt.Sprintf("; from %s the next is %s: `promote %s %s to %s`", req.FromEnv, next, req.App, req.FromEnv, next)
+			} else {
+				msg += fmt.Sprintf("; %s is the last environment", req.FromEnv)
+			}
+			return nil, s.rejected(log, req, Userf("%s", msg))
+		}
+	}
+	if _, resp := s.authorize(ctx, log, req, env, req.Action); resp != nil {
+		return nil, *resp
+	}
+	just, err := s.o.Justifier.Justify(ctx, req, env)
+	if err != nil {
+		return nil, s.rejected(log, req, err)
+	}
+	snap, err := s.o.Repo.Fetch(ctx)
+	if err != nil {
+		return nil, s.failed(log, req, err)
+	}
+	p := &Plan{Request: req, Target: t, Environment: env, Justification: just}
+	if req.Action == ActionRestart {
+		p.Restart = s.o.Now().UTC().Format(time.RFC3339)
+	}
+	if err := s.compute(snap, p); err != nil {
+		return nil, s.rejected(log, req, err)
+	}
+	return p, Response{}
+}
+
+func (s *Service) path(app string) []string {
+	var out []string
+	for _, e := range s.o.Catalog.Envs {
+		if _, ok := s.o.Catalog.Apps[app][e.Name]; ok {
+			out = append(out, e.Name)
+		}
+	}
+	return out
+}
+
+// compute fills From, To, Changes, Diff and Summary of p on snap. It is run
+// at plan time and again on every new tip before a commit.
+func (s *Service) compute(snap *repo.Snapshot, p *Plan) error {
+	req, t := p.Request, p.Target
+	var err error
+	switch req.Action {
+	case ActionRestart:
+		p.From, _ = edit.CurrentRestart(snap, t.Location)
+		p.To = p.Restart
+		p.Changes, err = edit.SetRestart(snap, t.Location, p.Restart)
+		p.Summary = fmt.Sprintf("restart %s in %s", req.App, req.Env)
+	case ActionRollback, ActionPromote:
+		p.From, err = edit.CurrentTag(snap, t.Location)
+		if err != nil {
+			return editError(t, err)
+		}
+		p.To, err = s.targetTag(snap, p)
+		if err != nil {
+			return err
+		}
+		if p.To == p.From {
+			return &UserError{Message: fmt.Sprintf("%s in %s already runs %s: nothing to change", req.App, req.Env, p.To), Err: ErrNoChange}
+		}
+		p.Changes, err = edit.SetTag(snap, t.Location, p.To)
+		if req.Action == ActionPromote {
+			p.Summary = fmt.Sprintf("promote %s from %s to %s: %s -> %s", req.App, req.FromEnv, req.Env, p.From, p.To)
+		} else {
+			p.Summary = fmt.Sprintf("rollback %s in %s: %s -> %s", req.App, req.Env, p.From, p.To)
+		}
+	}
+	if err != nil {
+		return editError(t, err)
+	}
+	p.Diff = edit.Diff(p.Changes)
+	p.Base = snap.Hash().String()
+	return nil
+}
+
+func (s *Service) targetTag(snap *repo.Snapshot, p *Plan) (string, error) {
+	req := p.Request
+	if req.Action == ActionPromote {
+		src, _, err := s.o.Catalog.Target(req.App, req.FromEnv)
+		if err != nil {
+			return "", err
+		}
+		tag, err := edit.CurrentTag(snap, src.Location)
+		if err != nil {
+			return "", editError(src, err)
+		}
+		return tag, nil
+	}
+	if req.Tag != "" {
+		return req.Tag, nil
+	}
+	h := &historyReader{repo: s.o.Repo}
+	prev, err := h.previousTag(snap, p.Target, p.From)
+	if errors.Is(err, ErrNoPrevious) {
+		return "", &UserError{Message: fmt.Sprintf("no earlier tag of %s in %s in the repo's history; name one: `rollback %s %s to TAG --why ...`", req.App, req.Env, req.App, req.Env), Err: err}
+	}
+	return prev, err
+}
+
+func editError(t Target, err error) error {
+	if errors.Is(err, edit.ErrUnchanged) {
+		return &UserError{Message: fmt.Sprintf("%s in %s: nothing to change", t.App, t.Env), Err: ErrNoChange}
+	}
+	if errors.Is(err, edit.ErrNotFound) {
+		return &UserError{Message: fmt.Sprintf("can't change %s in %s: %v (check the app's path and image in the config)", t.App, t.Env, err), Err: err}
+	}
+	return fmt.Errorf("%s/%s: %w", t.App, t.Env, err)
+}
+
+// Cancel records that a plan was not confirmed.
+func (s *Service) Cancel(p *Plan, why string) Response {
+	s.o.Logger.Info("request cancelled", "request", p.Request.ID, "user", p.Request.User, "why", why)
+	return Response{Outcome: OutcomeCancelled, Text: fmt.Sprintf("[%s] cancelled (%s): nothing was written.", p.Request.ID, why)}
+}
+
+// Confirm writes a confirmed plan: it re-fetches, re-plans on the current tip
+// (never a blind rebase), checks that the change is still the one confirmed,
+// commits and pushes with a compare-and-swap, and retries with jitter when
+// the branch moved. On any failure the remote is left as it was.
+func (s *Service) Confirm(ctx context.Context, p *Plan) Response {
+	req := p.Request
+	log := s.o.Logger.With("request", req.ID, "user", req.User, "action", string(req.Action), "app", req.App, "env", req.Env)
+	resp := s.confirm(ctx, log, p)
+	log.Info("request confirmed", "outcome", string(resp.Outcome), "commit", resp.Commit)
+	return resp
+}
+
+func (s *Service) confirm(ctx context.Context, log *slog.Logger, p *Plan) Response {
+	req := p.Request
+	// The policy may have changed while the question was open.
+	if _, resp := s.authorize(ctx, log, req, p.Environment, req.Action); resp != nil {
+		return *resp
+	}
+	author, err := s.o.Directory.Person(ctx, req.User)
+	if err != nil {
+		return s.rejected(log, req, err)
+	}
+
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var lastErr error
+	for attempt := 1; attempt <= s.o.MaxAttempts; attempt++ {
+		if attempt > 1 {
+			backoff := time.Duration(10<<(attempt-2))*time.Millisecond + rand.N(20*time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return s.failed(log, req, ctx.Err())
+			case <-time.After(backoff):
+			}
+		}
+		snap, err := s.o.Repo.Fetch(ctx)
+		if err != nil {
+			return s.failed(log, req, err)
+		}
+		if done, ok := s.landed(snap, req.ID); ok {
+			log.Info("request already landed", "commit", done)
+			return s.done(log, p, done, attempt)
+		}
+		if snap.Hash().String() != p.Base {
+			again := *p
+			if err := s.compute(snap, &again); err != nil {
+				return s.rejected(log, req, fmt.Errorf("%w", &UserError{Message: fmt.Sprintf("the environment changed since you confirmed and the change no longer applies: %s. Nothing was written; ask again.", userMessage(err)), Err: ErrStale}))
+			}
+			if again.From != p.From || again.To != p.To {
+				return s.rejected(log, req, &UserError{Message: fmt.Sprintf("%s in %s changed since you confirmed (now %s -> %s, you confirmed %s -> %s). Nothing was written; ask again to see the new diff.", req.App, req.Env, again.From, again.To, p.From, p.To), Err: ErrStale})
+			}
+			*p = again
+		}
+		msg, err := s.message(p, author)
+		if err != nil {
+			return s.failed(log, req, err)
+		}
+		now := s.o.Now()
+		c, err := s.o.Repo.BuildCommit(snap, p.Changes, repo.CommitOptions{
+			Author:    object.Signature{Name: author.Name, Email: author.Email, When: now},
+			Committer: object.Signature{Name: s.o.Committer.Name, Email: s.o.Committer.Email, When: now},
+			Message:   msg,
+			Signer:    s.o.Signer,
+		})
+		if err != nil {
+			return s.failed(log, req, err)
+		}
+		err = s.o.Repo.Push(ctx, c.Base, c.Hash, c.Objects)
+		if errors.Is(err, repo.ErrNonFastForward) {
+			log.Info("branch moved; re-planning on the new tip", "attempt", attempt)
+			lastErr = err
+			continue
+		}
+		if err != nil {
+			return s.failed(log, req, err)
+		}
+		return s.done(log, p, c.Hash.String(), attempt)
+	}
+	return s.failed(log, req, fmt.Errorf("gave up after %d attempts, the branch kept moving: %w", s.o.MaxAttempts, lastErr))
+}
+
+func userMessage(err error) string {
+	var ue *UserError
+	if errors.As(err, &ue) {
+		return ue.Message
+	}
+	return err.Error()
+}
+
+// landed reports whether a commit carrying this request id is already among
+// the recent commits of tip (a retried request is idempotent).
+func (s *Service) landed(tip *repo.Snapshot, id string) (string, bool) {
+	c := tip.Commit
+	for i := 0; i < 50 && c != nil; i++ {
+		if ParseTrailers(c.Message)[TrailerRequest] == id {
+			return c.Hash.String(), true
+		}
+		if len(c.ParentHashes) == 0 {
+			break
+		}
+		next, err := s.o.Repo.Snapshot(c.ParentHashes[0])
+		if err != nil {
+			break
+		}
+		c = next.Commit
+	}
+	return "", false
+}
+
+func (s *Service) done(log *slog.Logger, p *Plan, commit string, attempts int) Response {
+	text, err := templates.DoneReply(templates.Done{RequestID: p.Request.ID, Summary: p.Summary, Commit: commit, Branch: s.o.Repo.Branch(), Attempts: attempts})
+	if err != nil {
+		// The commit stands; say so even though the template failed.
+		log.Error("render reply", "err", err)
+		return Response{Outcome: OutcomeCommitted, Commit: commit, Text: fmt.Sprintf("[%s] committed %s (reply template failed: see log)", p.Request.ID, commit)}
+	}
+	return Response{Outcome: OutcomeCommitted, Commit: commit, Text: text}
+}
+
+// message renders the commit message. Every value is one line of data:
+// chat text can add neither a line nor a trailer.
+func (s *Service) message(p *Plan, author Person) (string, error) {
+	req := p.Request
+	tr := []templates.Trailer{
+		{Key: TrailerRequest, Value: req.ID},
+		{Key: TrailerAction, Value: string(req.Action)},
+		{Key: TrailerApp, Value: req.App},
+		{Key: TrailerEnv, Value: req.Env},
+	}
+	if p.From != "" {
+		tr = append(tr, templates.Trailer{Key: TrailerFrom, Value: p.From})
+	}
+	tr = append(tr,
+		templates.Trailer{Key: TrailerTo, Value: p.To},
+		templates.Trailer{Key: TrailerRequestedBy, Value: author.String()},
+	)
+	if p.Justification.Text != "" {
+		tr = append(tr, templates.Trailer{Key: TrailerJustification, Value: p.Justification.Text})
+	}
+	if req.Channel != "" {
+		tr = append(tr, templates.Trailer{Key: TrailerChannel, Value: req.Channel})
+	}
+	for i := range tr {
+		tr[i].Value = OneLine(tr[i].Value)
+	}
+	return templates.CommitMessage(templates.Commit{
+		Action: string(req.Action), App: req.App, Env: req.Env, FromEnv: req.FromEnv,
+		From: p.From, To: p.To, RequestedBy: OneLine(author.Name), Channel: OneLine(req.Channel),
+		Reason: OneLine(p.Justification.Text), Trailers: tr,
+	})
+}
+
+// OneLine makes chat text safe to place on one line of a commit message:
+// control characters and line breaks become spaces, runs of spaces collapse.
+func OneLine(s string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 || r == ' ' {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -1,0 +1,105 @@
+// Package gitops is shipbot's core: the domain types (Request, Target, Plan,
+// Decision, Result) and the use case that turns a request into a confirmed,
+// minimal, pushed commit. It declares the small interfaces it consumes
+// (Authorizer, Justifier) and never imports an adapter (chat, policy, argo).
+package gitops
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/shipbot/shipbot/gitops/edit"
+)
+
+// Action is what a request asks shipbot to do.
+type Action string
+
+const (
+	ActionRollback Action = "rollback"
+	ActionRestart  Action = "restart"
+	ActionPromote  Action = "promote"
+	ActionStatus   Action = "status"
+	ActionHistory  Action = "history"
+	ActionHelp     Action = "help"
+)
+
+// Writes reports whether the action changes the environment repo.
+func (a Action) Writes() bool {
+	return a == ActionRollback || a == ActionRestart || a == ActionPromote
+}
+
+// Layout is how an app's manifests are laid out for one environment.
+type Layout = edit.Layout
+
+const (
+	LayoutKustomize = edit.LayoutKustomize
+	LayoutHelm      = edit.LayoutHelm
+	LayoutManifest  = edit.LayoutManifest
+)
+
+// Request is one parsed chat command. Free-text fields (Why) are hostile
+// data: they are never interpreted, only rendered as data.
+type Request struct {
+	ID      string // deterministic request id, e.g. "shp-7k3q9x2m4a"
+	Action  Action
+	App     string
+	Env     string // target environment (for promote: TO)
+	FromEnv string // promote only: the source environment
+	Tag     string // rollback only: explicit target tag ("" = previous deploy)
+	Why     string // justification text as typed
+	Limit   int    // history only: how many entries (0 = default)
+
+	User    string // chat identity of the requester (policy subject)
+	Channel string // chat channel the request came from
+	At      time.Time
+}
+
+// Environment is one deployment environment, in promotion order.
+type Environment struct {
+	Name      string
+	Cluster   string
+	Protected bool // protected environments need a checked justification
+}
+
+// Target is where one app's manifests live in one environment.
+type Target struct {
+	App     string
+	Env     string
+	ArgoApp string // optional Argo CD Application name
+	edit.Location
+}
+
+// RestartAnnotation is the pod-template annotation a restart sets.
+const RestartAnnotation = edit.RestartAnnotation
+
+// Sentinel errors callers act on.
+var (
+	ErrUnknownApp     = errors.New("unknown app")
+	ErrUnknownEnv     = errors.New("unknown environment")
+	ErrNonFastForward = errors.New("remote branch moved")
+	ErrStale          = errors.New("the environment changed since the plan was shown")
+	ErrNoChange       = errors.New("nothing to change")
+	ErrNoPrevious     = errors.New("no previous deploy in history")
+)
+
+// UserError is an error whose Message is written for the chat user.
+// Internals (Err) go to the log only.
+type UserError struct {
+	Message string
+	Err     error
+}
+
+func (e *UserError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Message, e.Err)
+	}
+	return e.Message
+}
+
+func (e *UserError) Unwrap() error { return e.Err }
+
+// Userf builds a UserError with a formatted message.
+func Userf(format string, args ...any) *UserError {
+	return &UserError{Message: fmt.Sprintf(format, args...)}
+}
