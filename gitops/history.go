@@ -1,7 +1,7 @@
 package gitops
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"io/fs"
 	"strings"
@@ -59,85 +59,87 @@ func (d Deploy) RequestedBy() string {
 	return d.Author
 }
 
-// historyReader reads deploys of one target from first-parent history. It
-// compares the tree entry of the target's path between a commit and its
-// parent, so it reads no file unless that path changed.
+// historyReader reads the deploys of one target from the repo's history
+// index: the commits that changed the target's files, and the tag before and
+// after each, read from the blobs the index points at. A value derived from
+// one set of file contents is read once.
 type historyReader struct {
-	repo *repo.Repo
-	// cache: entry hash of the target path -> state read there
-	cache map[plumbing.Hash]state
+	repo  *repo.Repo
+	cache map[string]state // IndexFiles.Key -> state read there
 }
 
 type state struct {
 	tag, restart string
 }
 
-func (h *historyReader) state(s *repo.Snapshot, loc edit.Location, entry plumbing.Hash) state {
-	if st, ok := h.cache[entry]; ok {
+func (h *historyReader) state(f *repo.IndexFiles, loc edit.Location) state {
+	key := f.Key(loc.Path)
+	if st, ok := h.cache[key]; ok {
 		return st
 	}
 	var st state
-	st.tag, _ = edit.CurrentTag(s, loc)
-	st.restart, _ = edit.CurrentRestart(s, loc)
-	h.cache[entry] = st
+	st.tag, _ = edit.CurrentTag(f, loc)
+	st.restart, _ = edit.CurrentRestart(f, loc)
+	h.cache[key] = st
 	return st
 }
 
-// deploys returns up to limit changes of t, newest first, walking back from tip.
-// stop, when not nil, ends the walk early once it returns true for a deploy.
-func (h *historyReader) deploys(tip *repo.Snapshot, t Target, limit int, stop func(Deploy) bool) ([]Deploy, error) {
+// deploys returns up to limit changes of t (limit <= 0: all), newest first,
+// in the history of tip. stop, when not nil, ends the walk early once it
+// returns true for a deploy.
+func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Target, limit int, stop func(Deploy) bool) ([]Deploy, error) {
 	if h.cache == nil {
-		h.cache = map[plumbing.Hash]state{}
+		h.cache = map[string]state{}
 	}
-	var out []Deploy
-	cur := tip
-	curEntry, ok := cur.EntryHash(t.Path)
-	if !ok {
+	if _, ok := tip.EntryHash(t.Path); !ok {
 		return nil, fmt.Errorf("%s: %w", t.Path, fs.ErrNotExist)
 	}
-	for len(out) < limit || limit <= 0 {
-		var parent *repo.Snapshot
-		parentEntry, parentHas := plumbing.ZeroHash, false
-		if len(cur.Commit.ParentHashes) > 0 {
-			p, err := h.repo.Snapshot(cur.Commit.ParentHashes[0])
-			if err != nil {
-				if errors.Is(err, plumbing.ErrObjectNotFound) {
-					break // shallow history ends here
-				}
-				return nil, err
-			}
-			parent = p
-			parentEntry, parentHas = parent.EntryHash(t.Path)
+	ix := h.repo.Index()
+	if err := ix.Update(ctx, tip.Hash()); err != nil {
+		return nil, err
+	}
+	tipPos, ok := ix.Pos(tip.Hash())
+	if !ok {
+		return nil, fmt.Errorf("history: %s is not indexed", tip.Hash())
+	}
+	var out []Deploy
+	for _, pos := range ix.ChangesUnder(t.Path) {
+		if pos > tipPos {
+			continue
 		}
-		if !parentHas || parentEntry != curEntry {
-			after := h.state(cur, t.Location, curEntry)
-			d := Deploy{
-				Commit:   cur.Hash(),
-				When:     cur.Commit.Committer.When,
-				Author:   cur.Commit.Author.Name,
-				Tag:      after.tag,
-				Restart:  after.restart,
-				Message:  cur.Commit.Message,
-				Trailers: ParseTrailers(cur.Commit.Message),
-				Action:   "manual",
-			}
-			if a := d.Trailers[TrailerAction]; a != "" {
-				d.Action = a
-			}
-			if parentHas {
-				d.From = h.state(parent, t.Location, parentEntry).tag
-			}
-			if d.From != d.Tag || d.Action != "manual" || d.Restart != "" {
-				out = append(out, d)
-				if stop != nil && stop(d) {
-					break
-				}
-			}
-		}
-		if parent == nil || !parentHas {
+		if limit > 0 && len(out) >= limit {
 			break
 		}
-		cur, curEntry = parent, parentEntry
+		after := h.state(ix.FilesAt(pos), t.Location)
+		var before state
+		if pos > 0 {
+			before = h.state(ix.FilesAt(pos-1), t.Location)
+		}
+		c, err := ix.CommitObject(pos)
+		if err != nil {
+			return nil, fmt.Errorf("history: %w", err)
+		}
+		d := Deploy{
+			Commit:   c.Hash,
+			When:     c.Committer.When,
+			Author:   c.Author.Name,
+			From:     before.tag,
+			Tag:      after.tag,
+			Restart:  after.restart,
+			Message:  c.Message,
+			Trailers: ParseTrailers(c.Message),
+			Action:   "manual",
+		}
+		if a := d.Trailers[TrailerAction]; a != "" {
+			d.Action = a
+		}
+		if d.From == d.Tag && d.Action == "manual" && before.restart == after.restart {
+			continue // a change of these files that changed neither tag nor restart
+		}
+		out = append(out, d)
+		if stop != nil && stop(d) {
+			break
+		}
 	}
 	return out, nil
 }
@@ -145,10 +147,10 @@ func (h *historyReader) deploys(tip *repo.Snapshot, t Target, limit int, stop fu
 // previousTag finds the tag to roll back to: the most recent tag deployed
 // before the current one that was not itself rolled back from later (rolling
 // back twice walks further back instead of returning to the bad release).
-func (h *historyReader) previousTag(tip *repo.Snapshot, t Target, current string) (string, error) {
+func (h *historyReader) previousTag(ctx context.Context, tip *repo.Snapshot, t Target, current string) (string, error) {
 	rolledBackFrom := map[string]bool{current: true}
 	var found string
-	_, err := h.deploys(tip, t, 0, func(d Deploy) bool {
+	_, err := h.deploys(ctx, tip, t, 0, func(d Deploy) bool {
 		if d.Action == string(ActionRollback) && d.From != "" {
 			rolledBackFrom[d.From] = true
 		}

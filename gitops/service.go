@@ -7,13 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/gitops/repo"
@@ -43,6 +40,9 @@ type ServiceOptions struct {
 	Now        func() time.Time
 	// MaxAttempts bounds push retries when the branch moved (default 5).
 	MaxAttempts int
+	// WriteTimeout bounds one batch of confirmed changes: fetch, commits and
+	// push (default 2m).
+	WriteTimeout time.Duration
 	// ConfirmTimeout is how long a plan waits for "yes" (default 2m); it is
 	// shown to the user, the chat front end enforces it.
 	ConfirmTimeout time.Duration
@@ -75,6 +75,9 @@ func (o *ServiceOptions) Validate() error {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
 	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 2 * time.Minute
+	}
 	if o.ConfirmTimeout <= 0 {
 		o.ConfirmTimeout = 2 * time.Minute
 	}
@@ -87,8 +90,8 @@ func (o *ServiceOptions) Validate() error {
 // Service is the use case: request -> authorize -> plan -> confirm -> commit
 // and push -> reply.
 type Service struct {
-	o       ServiceOptions
-	writeMu sync.Mutex // writes to the one repo are serialized in this process
+	o         ServiceOptions
+	committer *committer
 }
 
 // NewService returns a Service.
@@ -96,7 +99,9 @@ func NewService(o ServiceOptions) (*Service, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &Service{o: o}, nil
+	s := &Service{o: o}
+	s.committer = &committer{s: s}
+	return s, nil
 }
 
 // Catalog returns the apps and environments the service manages.
@@ -261,7 +266,7 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 	if req.Action == ActionRestart {
 		p.Restart = s.o.Now().UTC().Format(time.RFC3339)
 	}
-	if err := s.compute(snap, p); err != nil {
+	if err := s.compute(ctx, snap, p); err != nil {
 		return nil, s.rejected(log, req, err)
 	}
 	return p, Response{}
@@ -279,7 +284,7 @@ func (s *Service) path(app string) []string {
 
 // compute fills From, To, Changes, Diff and Summary of p on snap. It is run
 // at plan time and again on every new tip before a commit.
-func (s *Service) compute(snap *repo.Snapshot, p *Plan) error {
+func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) error {
 	req, t := p.Request, p.Target
 	var err error
 	switch req.Action {
@@ -293,7 +298,7 @@ func (s *Service) compute(snap *repo.Snapshot, p *Plan) error {
 		if err != nil {
 			return editError(t, err)
 		}
-		p.To, err = s.targetTag(snap, p)
+		p.To, err = s.targetTag(ctx, snap, p)
 		if err != nil {
 			return err
 		}
@@ -315,7 +320,7 @@ func (s *Service) compute(snap *repo.Snapshot, p *Plan) error {
 	return nil
 }
 
-func (s *Service) targetTag(snap *repo.Snapshot, p *Plan) (string, error) {
+func (s *Service) targetTag(ctx context.Context, snap *repo.Snapshot, p *Plan) (string, error) {
 	req := p.Request
 	if req.Action == ActionPromote {
 		src, _, err := s.o.Catalog.Target(req.App, req.FromEnv)
@@ -332,7 +337,7 @@ func (s *Service) targetTag(snap *repo.Snapshot, p *Plan) (string, error) {
 		return req.Tag, nil
 	}
 	h := &historyReader{repo: s.o.Repo}
-	prev, err := h.previousTag(snap, p.Target, p.From)
+	prev, err := h.previousTag(ctx, snap, p.Target, p.From)
 	if errors.Is(err, ErrNoPrevious) {
 		return "", &UserError{Message: fmt.Sprintf("no earlier tag of %s in %s in the repo's history; name one: `rollback %s %s to TAG --why ...`", req.App, req.Env, req.App, req.Env), Err: err}
 	}
@@ -352,7 +357,7 @@ func editError(t Target, err error) error {
 // Cancel records that a plan was not confirmed.
 func (s *Service) Cancel(p *Plan, why string) Response {
 	s.o.Logger.Info("request cancelled", "request", p.Request.ID, "user", p.Request.User, "why", why)
-	return Response{Outcome: OutcomeCancelled, Text: fmt.Sprintf("[%s] cancelled (%s): nothing was written.", p.Request.ID, why)}
+	return Response{Outcome: OutcomeCancelled, Text: fmt.Sprintf("[%s] cancelled: %s; nothing was written.", p.Request.ID, why)}
 }
 
 // Confirm writes a confirmed plan: it re-fetches, re-plans on the current tip
@@ -378,62 +383,7 @@ func (s *Service) confirm(ctx context.Context, log *slog.Logger, p *Plan) Respon
 		return s.rejected(log, req, err)
 	}
 
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	var lastErr error
-	for attempt := 1; attempt <= s.o.MaxAttempts; attempt++ {
-		if attempt > 1 {
-			backoff := time.Duration(10<<(attempt-2))*time.Millisecond + rand.N(20*time.Millisecond)
-			select {
-			case <-ctx.Done():
-				return s.failed(log, req, ctx.Err())
-			case <-time.After(backoff):
-			}
-		}
-		snap, err := s.o.Repo.Fetch(ctx)
-		if err != nil {
-			return s.failed(log, req, err)
-		}
-		if done, ok := s.landed(snap, req.ID); ok {
-			log.Info("request already landed", "commit", done)
-			return s.done(log, p, done, attempt)
-		}
-		if snap.Hash().String() != p.Base {
-			again := *p
-			if err := s.compute(snap, &again); err != nil {
-				return s.rejected(log, req, fmt.Errorf("%w", &UserError{Message: fmt.Sprintf("the environment changed since you confirmed and the change no longer applies: %s. Nothing was written; ask again.", userMessage(err)), Err: ErrStale}))
-			}
-			if again.From != p.From || again.To != p.To {
-				return s.rejected(log, req, &UserError{Message: fmt.Sprintf("%s in %s changed since you confirmed (now %s -> %s, you confirmed %s -> %s). Nothing was written; ask again to see the new diff.", req.App, req.Env, again.From, again.To, p.From, p.To), Err: ErrStale})
-			}
-			*p = again
-		}
-		msg, err := s.message(p, author)
-		if err != nil {
-			return s.failed(log, req, err)
-		}
-		now := s.o.Now()
-		c, err := s.o.Repo.BuildCommit(snap, p.Changes, repo.CommitOptions{
-			Author:    object.Signature{Name: author.Name, Email: author.Email, When: now},
-			Committer: object.Signature{Name: s.o.Committer.Name, Email: s.o.Committer.Email, When: now},
-			Message:   msg,
-			Signer:    s.o.Signer,
-		})
-		if err != nil {
-			return s.failed(log, req, err)
-		}
-		err = s.o.Repo.Push(ctx, c.Base, c.Hash, c.Objects)
-		if errors.Is(err, repo.ErrNonFastForward) {
-			log.Info("branch moved; re-planning on the new tip", "attempt", attempt)
-			lastErr = err
-			continue
-		}
-		if err != nil {
-			return s.failed(log, req, err)
-		}
-		return s.done(log, p, c.Hash.String(), attempt)
-	}
-	return s.failed(log, req, fmt.Errorf("gave up after %d attempts, the branch kept moving: %w", s.o.MaxAttempts, lastErr))
+	return s.committer.submit(&job{ctx: ctx, plan: p, author: author, log: log})
 }
 
 func userMessage(err error) string {
@@ -442,26 +392,6 @@ func userMessage(err error) string {
 		return ue.Message
 	}
 	return err.Error()
-}
-
-// landed reports whether a commit carrying this request id is already among
-// the recent commits of tip (a retried request is idempotent).
-func (s *Service) landed(tip *repo.Snapshot, id string) (string, bool) {
-	c := tip.Commit
-	for i := 0; i < 50 && c != nil; i++ {
-		if ParseTrailers(c.Message)[TrailerRequest] == id {
-			return c.Hash.String(), true
-		}
-		if len(c.ParentHashes) == 0 {
-			break
-		}
-		next, err := s.o.Repo.Snapshot(c.ParentHashes[0])
-		if err != nil {
-			break
-		}
-		c = next.Commit
-	}
-	return "", false
 }
 
 func (s *Service) done(log *slog.Logger, p *Plan, commit string, attempts int) Response {

@@ -308,3 +308,62 @@ func TestConcurrentRequestsNoLostUpdate(t *testing.T) {
 		t.Errorf("%s shipbot commits, want %d", n, apps)
 	}
 }
+
+// Ten people confirm rollbacks of the same app at once: each either lands as
+// its own commit or is told the app changed under it; nothing is lost and the
+// remote ends as a serial run would leave it.
+func TestConcurrentSameAppEachLandsOrIsTold(t *testing.T) {
+	f := newFixture(t, 0)
+	ctx := context.Background()
+	const n = 10
+	plans := make([]*gitops.Plan, n)
+	for i := range n {
+		req := gitops.Request{ID: fmt.Sprintf("shp-same-%d", i), Action: gitops.ActionRollback, App: "checkout", Env: "prod", Tag: fmt.Sprintf("1.3.%d", i), User: "alice"}
+		resp := f.svc.Handle(ctx, req)
+		if resp.Plan == nil {
+			t.Fatalf("plan %d: %s", i, resp.Text)
+		}
+		plans[i] = resp.Plan
+	}
+	before := gittest.Git(t, f.bare, "rev-list", "--count", "main")
+	results := make([]gitops.Response, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { results[i] = f.svc.Confirm(ctx, plans[i]) })
+	}
+	wg.Wait()
+	landed := 0
+	var winner string
+	for i, r := range results {
+		switch r.Outcome {
+		case gitops.OutcomeCommitted:
+			landed++
+			winner = fmt.Sprintf("1.3.%d", i)
+		case gitops.OutcomeRejected:
+			if !strings.Contains(r.Text, "changed since you confirmed") {
+				t.Errorf("request %d rejected without saying why: %s", i, r.Text)
+			}
+		default:
+			t.Errorf("request %d: %s: %s", i, r.Outcome, r.Text)
+		}
+	}
+	// All planned from 1.4.2: only the first to be written still starts there.
+	if landed != 1 {
+		t.Fatalf("%d landed, want exactly 1", landed)
+	}
+	after := gittest.Git(t, f.bare, "rev-list", "--count", "main")
+	if fmt.Sprint(mustAtoi(t, before)+1) != after {
+		t.Errorf("commits %s -> %s, want one more", before, after)
+	}
+	if got := gittest.Git(t, f.bare, "show", "main:apps/checkout/overlays/prod/kustomization.yaml"); !strings.Contains(got, "newTag: "+winner+" # live") {
+		t.Errorf("remote has\n%s\nwant the landed request's tag %s", got, winner)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	var n int
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"regexp"
 	"strconv"
 	"strings"
@@ -34,6 +35,7 @@ type Options struct {
 	Channel     string
 	Interactive bool // show a prompt (stdin is a terminal)
 	Now         func() time.Time
+	Logger      *slog.Logger
 }
 
 // Chat is one local chat session.
@@ -63,6 +65,9 @@ func New(h Handler, out io.Writer, o Options) (*Chat, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Chat{h: h, o: o, out: out, session: strconv.FormatInt(o.Now().UnixNano(), 36)}, nil
 }
@@ -191,7 +196,7 @@ func (c *Chat) line(ctx context.Context, line string) {
 				c.say(fmt.Sprintf("only %s, who asked, can cancel request %s", c.pending.plan.Request.User, c.pending.plan.Request.ID))
 				return
 			}
-			c.cancelPending("cancelled by " + c.o.User)
+			c.cancelPending(c.o.User + " said no")
 			return
 		}
 		c.say(fmt.Sprintf("request %s is waiting for `yes` or `no` first.", c.pending.plan.Request.ID))
@@ -204,12 +209,13 @@ func (c *Chat) line(ctx context.Context, line string) {
 	}
 	req, err := command.Parse(text)
 	if err != nil {
+		msg := err.Error()
 		var ue *gitops.UserError
 		if errors.As(err, &ue) {
-			c.say(ue.Message)
-		} else {
-			c.say(err.Error())
+			msg = ue.Message
 		}
+		c.o.Logger.Info("request rejected", "user", c.o.User, "channel", c.o.Channel, "reason", msg)
+		c.say(msg)
 		return
 	}
 	if req.Action == gitops.ActionHelp {

@@ -198,7 +198,7 @@ func chat(ctx context.Context, cfgPath, user, channel string, stdin io.Reader, s
 	if channel == "" {
 		channel = m.Config.Channel
 	}
-	c, err := local.New(m.Service, stdout, local.Options{User: user, Channel: channel, Interactive: isTerminal(stdin)})
+	c, err := local.New(m.Service, stdout, local.Options{User: user, Channel: channel, Interactive: isTerminal(stdin), Logger: log})
 	if err != nil {
 		return usageError{err}
 	}

@@ -65,7 +65,11 @@ type Repo struct {
 	branch plumbing.ReferenceName // refs/heads/<branch> on the remote
 
 	fetchMu sync.Mutex // go-git fetches into one storage must not overlap
+	index   *Index
 }
+
+// Index is the repo's history index; callers Update it to the tip they read.
+func (r *Repo) Index() *Index { return r.index }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
@@ -96,6 +100,7 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 		remote: plumbing.NewRemoteReferenceName("origin", o.Branch),
 		branch: plumbing.NewBranchReferenceName(o.Branch),
 	}
+	r.index = NewIndex(r)
 	r.git, err = git.PlainOpen(r.dir)
 	switch {
 	case errors.Is(err, git.ErrRepositoryNotExists):

@@ -93,3 +93,8 @@ func clean(p string) string {
 	p = path.Clean("/" + p)
 	return strings.TrimPrefix(p, "/")
 }
+
+// CommitObject reads one commit of the local clone.
+func (r *Repo) CommitObject(h plumbing.Hash) (*object.Commit, error) {
+	return r.git.CommitObject(h)
+}

@@ -1,0 +1,210 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/shipbot/shipbot/gitops/repo"
+)
+
+// committer writes confirmed plans to the repo. Confirmations queue up while
+// a push is in flight; the next batch is written on one fetched tip as a
+// chain of commits, one per request, and sent in one compare-and-swap push.
+// Writes are serialized in the process; a push refused because someone else
+// pushed is retried on the new tip after re-planning every change.
+type committer struct {
+	s       *Service
+	mu      sync.Mutex
+	queue   []*job
+	running bool
+}
+
+// job is one confirmed plan waiting to be written.
+type job struct {
+	ctx    context.Context
+	plan   *Plan
+	author Person
+	log    *slog.Logger
+	done   chan Response
+	commit plumbing.Hash
+}
+
+// maxBatch bounds how many requests share one push.
+const maxBatch = 100
+
+// submit queues j and waits for its outcome. Every job is answered exactly
+// once: a confirmed change is never dropped silently.
+func (c *committer) submit(j *job) Response {
+	j.done = make(chan Response, 1)
+	c.mu.Lock()
+	c.queue = append(c.queue, j)
+	if !c.running {
+		c.running = true
+		go c.drain()
+	}
+	c.mu.Unlock()
+	return <-j.done
+}
+
+func (c *committer) drain() {
+	for {
+		c.mu.Lock()
+		n := min(len(c.queue), maxBatch)
+		batch := c.queue[:n:n]
+		c.queue = c.queue[n:]
+		if n == 0 {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		c.write(batch)
+	}
+}
+
+// write lands a batch. The first attempt builds on the last fetched tip
+// without a fetch: the push is a compare-and-swap, so a stale tip costs one
+// refused push and never a lost update.
+func (c *committer) write(batch []*job) {
+	s := c.s
+	ctx, cancel := context.WithTimeout(context.Background(), s.o.WriteTimeout)
+	defer cancel()
+	var pending []*job
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			j.done <- s.failed(j.log, j.plan.Request, fmt.Errorf("the request was abandoned before it was written: %w", err))
+			continue
+		}
+		pending = append(pending, j)
+	}
+	var lastErr error
+	for attempt := 1; attempt <= s.o.MaxAttempts && len(pending) > 0; attempt++ {
+		var base *repo.Snapshot
+		var err error
+		if attempt == 1 {
+			base, err = s.o.Repo.Head()
+		} else {
+			time.Sleep(time.Duration(10<<(attempt-2))*time.Millisecond + rand.N(20*time.Millisecond))
+			base, err = s.o.Repo.Fetch(ctx)
+		}
+		if err != nil {
+			c.failAll(pending, err)
+			return
+		}
+		landed := recentRequests(s.o.Repo, base, 200)
+		tip := base
+		var built []*job
+		var objects []plumbing.Hash
+		for _, j := range pending {
+			if h, ok := landed[j.plan.Request.ID]; ok {
+				j.log.Info("request already landed", "commit", h)
+				j.done <- s.done(j.log, j.plan, h.String(), attempt)
+				continue
+			}
+			next, objs, err := c.build(ctx, tip, j)
+			if err != nil {
+				j.done <- s.rejected(j.log, j.plan.Request, err)
+				continue
+			}
+			tip, objects, built = next, append(objects, objs...), append(built, j)
+		}
+		if len(built) == 0 {
+			return
+		}
+		err = s.o.Repo.Push(ctx, base.Hash(), tip.Hash(), objects)
+		if errors.Is(err, repo.ErrNonFastForward) {
+			for _, j := range built {
+				j.log.Info("branch moved; re-planning on the new tip", "attempt", attempt)
+			}
+			pending, lastErr = built, err
+			continue
+		}
+		if err != nil {
+			c.failAll(built, err)
+			return
+		}
+		for _, j := range built {
+			j.done <- s.done(j.log, j.plan, j.commit.String(), attempt)
+		}
+		return
+	}
+	if len(pending) > 0 {
+		c.failAll(pending, fmt.Errorf("gave up after %d attempts, the branch kept moving: %w", s.o.MaxAttempts, lastErr))
+	}
+}
+
+func (c *committer) failAll(jobs []*job, err error) {
+	for _, j := range jobs {
+		j.done <- c.s.failed(j.log, j.plan.Request, err)
+	}
+}
+
+// build re-plans j on tip (never a blind rebase) and commits it on top.
+// It refuses when the change is no longer the one the user confirmed.
+func (c *committer) build(ctx context.Context, tip *repo.Snapshot, j *job) (*repo.Snapshot, []plumbing.Hash, error) {
+	s, p, req := c.s, j.plan, j.plan.Request
+	if tip.Hash().String() != p.Base {
+		again := *p
+		if err := s.compute(ctx, tip, &again); err != nil {
+			if errors.Is(err, ErrNoChange) && req.Action == ActionRestart {
+				return nil, nil, &UserError{Message: fmt.Sprintf("%s in %s was restarted at %s a moment ago; nothing to add", req.App, req.Env, p.Restart), Err: ErrNoChange}
+			}
+			return nil, nil, &UserError{Message: fmt.Sprintf("the environment changed since you confirmed and the change no longer applies: %s. Nothing was written; ask again.", userMessage(err)), Err: ErrStale}
+		}
+		// A restart only needs its new value; a tag change must still start
+		// from the tag the user saw.
+		if again.To != p.To || (req.Action != ActionRestart && again.From != p.From) {
+			return nil, nil, &UserError{Message: fmt.Sprintf("%s in %s changed since you confirmed (now %s -> %s, you confirmed %s -> %s). Nothing was written; ask again to see the new diff.", req.App, req.Env, again.From, again.To, p.From, p.To), Err: ErrStale}
+		}
+		*p = again
+	}
+	msg, err := s.message(p, j.author)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := s.o.Now()
+	cm, err := s.o.Repo.BuildCommit(tip, p.Changes, repo.CommitOptions{
+		Author:    object.Signature{Name: j.author.Name, Email: j.author.Email, When: now},
+		Committer: object.Signature{Name: s.o.Committer.Name, Email: s.o.Committer.Email, When: now},
+		Message:   msg,
+		Signer:    s.o.Signer,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	next, err := s.o.Repo.Snapshot(cm.Hash)
+	if err != nil {
+		return nil, nil, err
+	}
+	j.commit = cm.Hash
+	return next, cm.Objects, nil
+}
+
+// recentRequests maps the request ids of the last n first-parent commits of
+// tip to their commits, so that a retried request is not written twice.
+func recentRequests(r *repo.Repo, tip *repo.Snapshot, n int) map[string]plumbing.Hash {
+	out := map[string]plumbing.Hash{}
+	c := tip.Commit
+	for i := 0; i < n && c != nil; i++ {
+		if id := ParseTrailers(c.Message)[TrailerRequest]; id != "" {
+			out[id] = c.Hash
+		}
+		if len(c.ParentHashes) == 0 {
+			break
+		}
+		next, err := r.CommitObject(c.ParentHashes[0])
+		if err != nil {
+			break
+		}
+		c = next
+	}
+	return out
+}
