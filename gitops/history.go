@@ -94,8 +94,8 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 	if _, ok := tip.EntryHash(t.Path); !ok {
 		return nil, fmt.Errorf("%s: %w", t.Path, fs.ErrNotExist)
 	}
-	ix := h.repo.Index()
-	if err := ix.Update(ctx, tip.Hash()); err != nil {
+	ix, err := h.repo.IndexAt(ctx, tip.Hash())
+	if err != nil {
 		return nil, err
 	}
 	tipPos, ok := ix.Pos(tip.Hash())

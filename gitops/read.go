@@ -108,3 +108,22 @@ func change(d Deploy) templates.Change {
 	}
 	return c
 }
+
+// PreviousTag returns the tag a rollback of app in env without a tag would
+// go back to, read from the last fetched tip.
+func (s *Service) PreviousTag(ctx context.Context, app, env string) (string, error) {
+	t, _, err := s.o.Catalog.Target(app, env)
+	if err != nil {
+		return "", err
+	}
+	snap, err := s.o.Repo.Head()
+	if err != nil {
+		return "", err
+	}
+	cur, err := edit.CurrentTag(snap, t.Location)
+	if err != nil {
+		return "", editError(t, err)
+	}
+	h := &historyReader{repo: s.o.Repo}
+	return h.previousTag(ctx, snap, t, cur)
+}

@@ -2,6 +2,7 @@ package gitops_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -366,4 +367,42 @@ func mustAtoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Many requests read the repo at once (plans, status, history) while
+// confirmed changes are written: under -race this proves the storage is
+// guarded.
+func TestConcurrentReadsAndWrites(t *testing.T) {
+	const apps = 8
+	f := newFixture(t, apps)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range apps {
+		wg.Go(func() {
+			req := gitops.Request{ID: fmt.Sprintf("shp-rw-%d", i), Action: gitops.ActionRollback, App: fmt.Sprintf("app%d", i), Env: "prod", Tag: fmt.Sprintf("0.%d.1", i), User: "alice"}
+			resp := f.svc.Handle(ctx, req)
+			if resp.Plan == nil {
+				t.Errorf("plan %d: %s", i, resp.Text)
+				return
+			}
+			if got := f.svc.Confirm(ctx, resp.Plan); got.Outcome != gitops.OutcomeCommitted {
+				t.Errorf("confirm %d: %s", i, got.Text)
+			}
+		})
+		wg.Go(func() {
+			for j := range 5 {
+				got := f.svc.Handle(ctx, gitops.Request{ID: fmt.Sprintf("shp-h-%d-%d", i, j), Action: gitops.ActionHistory, App: "checkout", Env: "prod", User: "alice"})
+				if got.Outcome != gitops.OutcomeAnswered || !strings.Contains(got.Text, "1.4.1 -> 1.4.2") {
+					t.Errorf("history %d: %s", i, got.Text)
+				}
+				if _, err := f.svc.PreviousTag(ctx, fmt.Sprintf("app%d", i), "prod"); err != nil && !errors.Is(err, gitops.ErrNoPrevious) {
+					t.Errorf("previous tag: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := gittest.Git(t, f.bare, "rev-list", "--count", "--grep=Shipbot-Request", "main"); n != fmt.Sprint(apps) {
+		t.Errorf("%s shipbot commits, want %d", n, apps)
+	}
 }

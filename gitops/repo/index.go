@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -24,11 +25,12 @@ import (
 type Index struct {
 	repo *Repo
 
-	mu      sync.RWMutex
-	commits []plumbing.Hash // first-parent chain, oldest first
-	pos     map[plumbing.Hash]int
-	changes map[string][]Change // path -> changes, oldest first
-	dirs    map[string][]string // dir -> paths of files ever seen directly in it, sorted
+	updateMu sync.Mutex // one Update at a time
+	mu       sync.RWMutex
+	commits  []plumbing.Hash // first-parent chain, oldest first
+	pos      map[plumbing.Hash]int
+	changes  map[string][]Change // path -> changes, oldest first
+	dirs     map[string][]string // dir -> paths of files ever seen directly in it, sorted
 }
 
 // Change is one commit's change of one path. Blob is zero when the commit
@@ -50,6 +52,25 @@ func (ix *Index) Len() int {
 	return len(ix.commits)
 }
 
+// IndexAt returns the history index updated to tip. A rewritten history
+// gets a fresh index; readers holding the old one keep a consistent view.
+func (r *Repo) IndexAt(ctx context.Context, tip plumbing.Hash) (*Index, error) {
+	ix := r.index.Load()
+	err := ix.Update(ctx, tip)
+	if errors.Is(err, errForked) {
+		fresh := NewIndex(r)
+		if err := fresh.Update(ctx, tip); err != nil {
+			return nil, err
+		}
+		r.index.CompareAndSwap(ix, fresh)
+		return fresh, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
 // Commit returns the hash of the commit at position pos.
 func (ix *Index) Commit(pos int) plumbing.Hash {
 	ix.mu.RLock()
@@ -65,27 +86,27 @@ func (ix *Index) Pos(h plumbing.Hash) (int, bool) {
 	return p, ok
 }
 
+// errForked means tip does not extend the indexed history (a force push).
+var errForked = errors.New("history was rewritten")
+
 // Update extends the index up to tip: only commits not yet indexed are read.
-// If tip does not descend from the indexed history (a force push), the index
-// is rebuilt.
+// Updates are serialized; readers see the new commits all at once. If tip
+// does not extend the indexed history, Update returns errForked and changes
+// nothing (Repo.IndexAt then builds a fresh index).
 func (ix *Index) Update(ctx context.Context, tip plumbing.Hash) error {
-	ix.mu.RLock()
-	_, known := ix.pos[tip]
-	ix.mu.RUnlock()
-	if known {
+	ix.updateMu.Lock()
+	defer ix.updateMu.Unlock()
+	if _, ok := ix.Pos(tip); ok {
 		return nil
 	}
 	// Walk back from tip along first parents to the newest indexed commit.
-	var chain []*object.Commit
+	var chain []*object.Commit // newest first
 	h := tip
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		ix.mu.RLock()
-		_, known := ix.pos[h]
-		ix.mu.RUnlock()
-		if known {
+		if _, ok := ix.Pos(h); ok {
 			break
 		}
 		c, err := ix.repo.git.CommitObject(h)
@@ -99,50 +120,62 @@ func (ix *Index) Update(ctx context.Context, tip plumbing.Hash) error {
 		}
 		h = c.ParentHashes[0]
 	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if !h.IsZero() {
-		if p := ix.pos[h]; p != len(ix.commits)-1 {
-			// tip forks from inside the history we know: rebuild from scratch.
-			ix.commits, ix.pos = nil, map[plumbing.Hash]int{}
-			ix.changes, ix.dirs = map[string][]Change{}, map[string][]string{}
-			ix.mu.Unlock()
-			err := ix.Update(ctx, tip)
-			ix.mu.Lock()
-			return err
-		}
-	} else if len(ix.commits) > 0 {
-		// An unrelated root: rebuild.
-		ix.commits, ix.pos = nil, map[plumbing.Hash]int{}
-		ix.changes, ix.dirs = map[string][]Change{}, map[string][]string{}
+	ix.mu.RLock()
+	n := len(ix.commits)
+	extends := (h.IsZero() && n == 0) || (!h.IsZero() && ix.pos[h] == n-1)
+	ix.mu.RUnlock()
+	if !extends {
+		return errForked
 	}
-	d := &differ{st: ix.repo, trees: map[plumbing.Hash]*object.Tree{}}
-	var parentTree plumbing.Hash
-	if n := len(ix.commits); n > 0 {
-		c, err := ix.repo.git.CommitObject(ix.commits[n-1])
+	var baseTree plumbing.Hash
+	if !h.IsZero() {
+		c, err := ix.repo.git.CommitObject(h)
 		if err != nil {
 			return fmt.Errorf("index: %w", err)
 		}
-		parentTree = c.TreeHash
+		baseTree = c.TreeHash
 	}
-	for i := len(chain) - 1; i >= 0; i-- {
-		c := chain[i]
-		pos := len(ix.commits)
-		err := d.diff("", parentTree, c.TreeHash, func(p string, blob plumbing.Hash) {
-			list := ix.changes[p]
-			if len(list) == 0 {
-				dir := path.Dir(p)
-				ix.dirs[dir] = insertSorted(ix.dirs[dir], p)
+	// Diff newest first: git stores recent objects whole and older ones as
+	// deltas against them, so this order resolves short delta chains whose
+	// bases were just read. Nothing is visible to readers until the merge.
+	type fileChange struct {
+		path string
+		blob plumbing.Hash
+	}
+	perCommit := make([][]fileChange, len(chain))
+	d := &differ{st: ix.repo, trees: map[plumbing.Hash]*object.Tree{}}
+	for i, c := range chain {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			ix.changes[p] = append(list, Change{Pos: pos, Blob: blob})
+		}
+		parent := baseTree
+		if i+1 < len(chain) {
+			parent = chain[i+1].TreeHash
+		}
+		err := d.diff("", parent, c.TreeHash, func(p string, blob plumbing.Hash) {
+			perCommit[i] = append(perCommit[i], fileChange{p, blob})
 		})
 		if err != nil {
 			return fmt.Errorf("index: diff %s: %w", c.Hash, err)
 		}
-		ix.commits = append(ix.commits, c.Hash)
-		ix.pos[c.Hash] = pos
-		parentTree = c.TreeHash
 		d.forget()
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for i := len(chain) - 1; i >= 0; i-- {
+		pos := len(ix.commits)
+		for _, fc := range perCommit[i] {
+			list := ix.changes[fc.path]
+			if len(list) == 0 {
+				dir := path.Dir(fc.path)
+				ix.dirs[dir] = insertSorted(ix.dirs[dir], fc.path)
+			}
+			ix.changes[fc.path] = append(list, Change{Pos: pos, Blob: fc.blob})
+		}
+		ix.commits = append(ix.commits, chain[i].Hash)
+		ix.pos[chain[i].Hash] = pos
 	}
 	return nil
 }

@@ -18,15 +18,20 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // ErrNonFastForward means the remote branch moved since our fetch: the push
@@ -65,11 +70,26 @@ type Repo struct {
 	branch plumbing.ReferenceName // refs/heads/<branch> on the remote
 
 	fetchMu sync.Mutex // go-git fetches into one storage must not overlap
-	index   *Index
+	index   atomic.Pointer[Index]
+
+	// Shared fetches: callers that arrive while a fetch runs join the next
+	// one, which starts after their call (so they still see a fresh tip),
+	// instead of queueing one fetch each.
+	shareMu  sync.Mutex
+	fetching bool
+	next     *fetchCall
 }
 
-// Index is the repo's history index; callers Update it to the tip they read.
-func (r *Repo) Index() *Index { return r.index }
+type fetchCall struct {
+	done chan struct{}
+	err  error
+}
+
+// fetchTimeout bounds one shared fetch.
+const fetchTimeout = 2 * time.Minute
+
+// Index is the repo's current history index; IndexAt brings it to a tip.
+func (r *Repo) Index() *Index { return r.index.Load() }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
@@ -100,8 +120,8 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 		remote: plumbing.NewRemoteReferenceName("origin", o.Branch),
 		branch: plumbing.NewBranchReferenceName(o.Branch),
 	}
-	r.index = NewIndex(r)
-	r.git, err = git.PlainOpen(r.dir)
+	r.index.Store(NewIndex(r))
+	r.git, err = r.open()
 	switch {
 	case errors.Is(err, git.ErrRepositoryNotExists):
 		if err := r.clone(ctx); err != nil {
@@ -142,11 +162,24 @@ func (r *Repo) clone(ctx context.Context) error {
 	if err := os.Rename(tmp, r.dir); err != nil {
 		return fmt.Errorf("clone %s: %w", r.opts.URL, err)
 	}
-	r.git, err = git.PlainOpen(r.dir)
+	r.git, err = r.open()
 	if err != nil {
 		return fmt.Errorf("open cache %s: %w", r.dir, err)
 	}
 	return nil
+}
+
+// objectCacheSize bounds go-git's decoded-object cache (its default is 96 MiB).
+const objectCacheSize = 16 * cache.MiByte
+
+// open opens the bare clone with storage options for a process that owns it:
+// exclusive access lets go-git keep pack indexes instead of re-reading them.
+func (r *Repo) open() (*git.Repository, error) {
+	if _, err := os.Stat(filepath.Join(r.dir, "HEAD")); err != nil {
+		return nil, git.ErrRepositoryNotExists
+	}
+	st := filesystem.NewStorageWithOptions(osfs.New(r.dir), cache.NewObjectLRU(objectCacheSize), filesystem.Options{ExclusiveAccess: true})
+	return git.Open(&lockedStorage{s: st}, nil)
 }
 
 func (r *Repo) refSpec() config.RefSpec {
@@ -159,12 +192,47 @@ func (r *Repo) Dir() string { return r.dir }
 // Branch is the remote branch shipbot writes to.
 func (r *Repo) Branch() string { return r.opts.Branch }
 
-// Fetch brings the remote branch up to date and returns a snapshot of its tip.
+// Fetch brings the remote branch up to date and returns a snapshot of its
+// tip. The fetch starts after the call, and concurrent callers share it.
 func (r *Repo) Fetch(ctx context.Context) (*Snapshot, error) {
-	if err := r.fetch(ctx); err != nil {
-		return nil, err
+	r.shareMu.Lock()
+	if r.next == nil {
+		r.next = &fetchCall{done: make(chan struct{})}
 	}
-	return r.Head()
+	c := r.next
+	if !r.fetching {
+		r.fetching = true
+		go r.runFetches()
+	}
+	r.shareMu.Unlock()
+	select {
+	case <-c.done:
+		if c.err != nil {
+			return nil, c.err
+		}
+		return r.Head()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// runFetches runs queued shared fetches one after the other until none waits.
+func (r *Repo) runFetches() {
+	for {
+		r.shareMu.Lock()
+		c := r.next
+		r.next = nil
+		if c == nil {
+			r.fetching = false
+			r.shareMu.Unlock()
+			return
+		}
+		r.shareMu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+		c.err = r.fetch(ctx)
+		cancel()
+		close(c.done)
+	}
 }
 
 func (r *Repo) fetch(ctx context.Context) error {
