@@ -3,6 +3,7 @@ package gitops
 import (
 	"context"
 	"fmt"
+	"strings"
 	"log/slog"
 
 	"github.com/shipbot/shipbot/gitops/edit"
@@ -25,8 +26,7 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 		return s.failed(log, req, err)
 	}
 	data := templates.Status{App: req.App, Now: s.o.Now()}
-	denied := 0
-	var lastDenial Response
+	var denied []string
 	h := &historyReader{repo: s.o.Repo}
 	for _, env := range s.o.Catalog.Envs {
 		t, ok := targets[env.Name]
@@ -34,8 +34,7 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 			continue
 		}
 		if resp := s.readAllowed(ctx, log, req, env); resp != nil {
-			denied++
-			lastDenial = *resp
+			denied = append(denied, env.Name)
 			continue
 		}
 		es := templates.EnvStatus{Env: env.Name}
@@ -53,8 +52,10 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 		}
 		data.Envs = append(data.Envs, es)
 	}
-	if len(data.Envs) == 0 && denied > 0 {
-		return lastDenial
+	if len(data.Envs) == 0 && len(denied) > 0 {
+		return Response{Outcome: OutcomeDenied, Text: fmt.Sprintf(
+			"[%s] denied: no policy rule lets %s see the status of %s in any of its environments (%s); an admin can add e.g. p, %s, *, %s, status, *",
+			req.ID, req.User, req.App, strings.Join(denied, ", "), req.User, req.App)}
 	}
 	text, err := templates.StatusReply(data)
 	if err != nil {

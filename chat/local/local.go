@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -45,7 +46,7 @@ type Chat struct {
 	out     io.Writer
 	session string
 	seq     int
-	pending *pending // the one plan waiting for yes/no
+	pending map[string]*pending // per user: the plan waiting for their yes/no
 }
 
 type pending struct {
@@ -55,10 +56,18 @@ type pending struct {
 
 var userName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// ValidUser checks a chat user name given on the command line or with /as.
+func ValidUser(user string) error {
+	if !userName.MatchString(user) {
+		return fmt.Errorf("user %q: use 1 to 64 letters, digits, '.', '_' or '-'", user)
+	}
+	return nil
+}
+
 // New returns a chat session writing replies to out.
 func New(h Handler, out io.Writer, o Options) (*Chat, error) {
-	if !userName.MatchString(o.User) {
-		return nil, fmt.Errorf("user %q: use letters, digits, '.', '_' or '-'", o.User)
+	if err := ValidUser(o.User); err != nil {
+		return nil, err
 	}
 	if o.Channel == "" {
 		o.Channel = "#local"
@@ -69,7 +78,7 @@ func New(h Handler, out io.Writer, o Options) (*Chat, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Chat{h: h, o: o, out: out, session: strconv.FormatInt(o.Now().UnixNano(), 36)}, nil
+	return &Chat{h: h, o: o, out: out, session: strconv.FormatInt(o.Now().UnixNano(), 36), pending: map[string]*pending{}}, nil
 }
 
 // Run reads lines from in until end of input or ctx is done. A plan still
@@ -95,8 +104,8 @@ func (c *Chat) Run(ctx context.Context, in io.Reader) error {
 		c.prompt()
 		var expire <-chan time.Time
 		var timer *time.Timer
-		if c.pending != nil {
-			timer = time.NewTimer(time.Until(c.pending.deadline))
+		if first := c.firstDeadline(); !first.IsZero() {
+			timer = time.NewTimer(time.Until(first))
 			expire = timer.C
 		}
 		done, err := c.next(ctx, lines, readErr, expire)
@@ -115,13 +124,13 @@ func (c *Chat) next(ctx context.Context, lines <-chan string, readErr <-chan err
 	{
 		select {
 		case <-ctx.Done():
-			c.cancelPending("shipbot is shutting down")
+			c.cancelAll("shipbot is shutting down")
 			return true, nil
 		case <-expire:
-			c.cancelPending(fmt.Sprintf("no answer within %s", c.h.ConfirmTimeout()))
+			c.expire()
 		case line, ok := <-lines:
 			if !ok {
-				c.cancelPending("end of input before an answer")
+				c.cancelAll("end of input before an answer")
 				if err := <-readErr; err != nil && !errors.Is(err, io.EOF) {
 					return true, fmt.Errorf("read input: %w", err)
 				}
@@ -150,12 +159,47 @@ func (c *Chat) say(text string) {
 	fmt.Fprintln(c.out, text)
 }
 
-func (c *Chat) cancelPending(why string) {
-	if c.pending == nil {
-		return
+// firstDeadline is the earliest deadline of the pending plans (zero if none).
+func (c *Chat) firstDeadline() time.Time {
+	var first time.Time
+	for _, p := range c.pending {
+		if first.IsZero() || p.deadline.Before(first) {
+			first = p.deadline
+		}
 	}
-	c.say(c.h.Cancel(c.pending.plan, why).Text)
-	c.pending = nil
+	return first
+}
+
+// expire cancels the plans whose time to answer is over.
+func (c *Chat) expire() {
+	for _, user := range c.users() {
+		if !c.o.Now().Before(c.pending[user].deadline) {
+			c.cancel(user, fmt.Sprintf("no answer within %s", c.h.ConfirmTimeout()))
+		}
+	}
+}
+
+func (c *Chat) cancelAll(why string) {
+	for _, user := range c.users() {
+		c.cancel(user, why)
+	}
+}
+
+// users lists who has a pending plan, in a stable order.
+func (c *Chat) users() []string {
+	users := make([]string, 0, len(c.pending))
+	for u := range c.pending {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	return users
+}
+
+func (c *Chat) cancel(user, why string) {
+	if p := c.pending[user]; p != nil {
+		c.say(c.h.Cancel(p.plan, why).Text)
+		delete(c.pending, user)
+	}
 }
 
 // line handles one chat message.
@@ -165,46 +209,38 @@ func (c *Chat) line(ctx context.Context, line string) {
 		return
 	}
 	if !c.o.Interactive {
-		fmt.Fprintf(c.out, "%s> %s\n", c.o.User, text)
+		fmt.Fprintf(c.out, "%s> %s\n", c.o.User, gitops.OneLine(text))
 	}
-	if c.pending != nil && c.o.Now().After(c.pending.deadline) {
-		c.cancelPending(fmt.Sprintf("no answer within %s", c.h.ConfirmTimeout()))
-	}
+	c.expire()
 	if rest, ok := strings.CutPrefix(text, "/as"); ok && (rest == "" || rest[0] == ' ') {
 		user := strings.TrimSpace(rest)
-		if !userName.MatchString(user) {
-			c.say("usage: /as USER (letters, digits, '.', '_' or '-')")
+		if err := ValidUser(user); err != nil {
+			c.say("usage: /as USER (" + err.Error() + ")")
 			return
 		}
 		c.o.User = user
 		c.say(fmt.Sprintf("you are now %s", user))
 		return
 	}
-	if c.pending != nil {
-		switch strings.ToLower(text) {
-		case "yes", "y", "confirm":
-			if c.pending.plan.Request.User != c.o.User {
-				c.say(fmt.Sprintf("only %s, who asked, can confirm request %s", c.pending.plan.Request.User, c.pending.plan.Request.ID))
-				return
-			}
-			p := c.pending.plan
-			c.pending = nil
-			c.say(c.h.Confirm(ctx, p).Text)
-			return
-		case "no", "n", "cancel":
-			if c.pending.plan.Request.User != c.o.User {
-				c.say(fmt.Sprintf("only %s, who asked, can cancel request %s", c.pending.plan.Request.User, c.pending.plan.Request.ID))
-				return
-			}
-			c.cancelPending(c.o.User + " said no")
-			return
+	switch strings.ToLower(text) {
+	case "yes", "y", "confirm":
+		if p := c.pending[c.o.User]; p != nil {
+			delete(c.pending, c.o.User)
+			c.say(c.h.Confirm(ctx, p.plan).Text)
+		} else {
+			c.nothingToAnswer("confirm")
 		}
-		c.say(fmt.Sprintf("request %s is waiting for `yes` or `no` first.", c.pending.plan.Request.ID))
+		return
+	case "no", "n", "cancel":
+		if c.pending[c.o.User] != nil {
+			c.cancel(c.o.User, c.o.User+" said no")
+		} else {
+			c.nothingToAnswer("cancel")
+		}
 		return
 	}
-	switch strings.ToLower(text) {
-	case "yes", "y", "no", "n", "confirm", "cancel":
-		c.say("there is nothing to confirm. Type `help` for the commands.")
+	if p := c.pending[c.o.User]; p != nil {
+		c.say(fmt.Sprintf("your request %s is waiting for `yes` or `no` first.", p.plan.Request.ID))
 		return
 	}
 	req, err := command.Parse(text)
@@ -232,6 +268,17 @@ func (c *Chat) line(ctx context.Context, line string) {
 	resp := c.h.Handle(ctx, req)
 	c.say(resp.Text)
 	if resp.Outcome == gitops.OutcomeConfirm && resp.Plan != nil {
-		c.pending = &pending{plan: resp.Plan, deadline: c.o.Now().Add(c.h.ConfirmTimeout())}
+		c.pending[c.o.User] = &pending{plan: resp.Plan, deadline: c.o.Now().Add(c.h.ConfirmTimeout())}
 	}
+}
+
+// nothingToAnswer explains a yes/no from someone with no plan of their own:
+// only the requester can answer their plan.
+func (c *Chat) nothingToAnswer(verb string) {
+	for _, user := range c.users() {
+		p := c.pending[user].plan
+		c.say(fmt.Sprintf("only %s, who asked, can %s request %s", user, verb, p.Request.ID))
+		return
+	}
+	c.say("there is nothing to confirm. Type `help` for the commands.")
 }

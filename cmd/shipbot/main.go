@@ -82,15 +82,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 type usageError struct{ error }
 
-func flags(name string, stderr io.Writer) *flag.FlagSet {
+// flags returns a flag set that reports errors once, through run.
+func flags(name string, _ io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("shipbot "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	return fs
 }
 
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		return usageError{err}
+		var b strings.Builder
+		fs.SetOutput(&b)
+		fs.PrintDefaults()
+		if errors.Is(err, flag.ErrHelp) {
+			return usageError{fmt.Errorf("flags:\n%s", b.String())}
+		}
+		return usageError{fmt.Errorf("%w\nflags:\n%s", err, b.String())}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))}
@@ -104,6 +111,9 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	as := fs.String("as", "alice", "who you are in the chat")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if err := local.ValidUser(*as); err != nil {
+		return usageError{err}
 	}
 	cfgPath, created, err := demo.Setup(*dir)
 	if err != nil {
@@ -134,6 +144,9 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if *cfgPath == "" || *as == "" {
 		return usageError{errors.New("--config and --as are required")}
 	}
+	if err := local.ValidUser(*as); err != nil {
+		return usageError{err}
+	}
 	return chat(ctx, *cfgPath, *as, *channel, stdin, stdout, slog.New(slog.NewJSONHandler(stderr, nil)))
 }
 
@@ -142,6 +155,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfgPath := fs.String("config", "", "config file (shipbot.yaml)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *cfgPath == "" {
+		return usageError{errors.New("--config is required")}
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {

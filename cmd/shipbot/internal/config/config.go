@@ -95,10 +95,32 @@ func (e *Error) Error() string {
 }
 
 var (
-	dnsLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	imageName = regexp.MustCompile(`^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?$`)
-	dotted    = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	dotted   = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+	// yaml.v3's message for a key that File does not have.
+	unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type`)
+	// An image name without tag or digest: a registry host may carry a port,
+	// later path components may not contain ':'.
+	imageComponent = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
+	registryHost   = regexp.MustCompile(`^[A-Za-z0-9.-]+(:[0-9]+)?$`)
 )
+
+// validImage reports whether s is an image name without tag or digest.
+func validImage(s string) bool {
+	parts := strings.Split(s, "/")
+	for i, p := range parts {
+		if i == 0 && len(parts) > 1 && (strings.ContainsAny(p, ".:") || p == "localhost") {
+			if !registryHost.MatchString(p) {
+				return false
+			}
+			continue
+		}
+		if !imageComponent.MatchString(p) {
+			return false
+		}
+	}
+	return true
+}
 
 // Load reads and validates a config file.
 func Load(file string) (*Config, error) {
@@ -115,13 +137,26 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &Error{File: file, Problems: []string{fmt.Sprintf("not valid YAML: %v", err)}}
 	}
+	v := &validator{lines: map[string]int{}}
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, &Error{File: file, Problems: []string{fmt.Sprintf("%v (see deploy/examples/shipbot.yaml for every key)", err)}}
+		// Report unknown keys, then validate the rest as if they were absent.
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, &Error{File: file, Problems: []string{err.Error()}}
+		}
+		for _, e := range te.Errors {
+			if m := unknownField.FindStringSubmatch(e); m != nil {
+				v.problems = append(v.problems, fmt.Sprintf("line %s: unknown key %q (deploy/examples/shipbot.yaml shows every key)", m[1], m[2]))
+			} else {
+				v.problems = append(v.problems, e)
+			}
+		}
+		f = File{}
+		_ = yaml.Unmarshal(data, &f)
 	}
-	v := &validator{lines: map[string]int{}}
 	if len(doc.Content) == 1 {
 		v.index("", doc.Content[0])
 	}
@@ -274,22 +309,51 @@ func (v *validator) check(file string, f *File) *Config {
 		if len(app.Envs) == 0 {
 			v.addf(p+".envs", "required: the path of %s in each environment, e.g. envs: {prod: {path: apps/%s/overlays/prod}}", name, name)
 		}
+		v.fields(p, name, "", app.AppEnv)
 		targets := map[string]gitops.Target{}
-		for env, ae := range app.Envs {
+		envNames := make([]string, 0, len(app.Envs))
+		for env := range app.Envs {
+			envNames = append(envNames, env)
+		}
+		sort.Strings(envNames)
+		for _, env := range envNames {
+			ae := app.Envs[env]
 			ep := p + ".envs." + env
 			if !envs[env] {
 				v.addf(ep, "unknown environment %q; declare it under environments", env)
 				continue
 			}
-			t := v.target(ep, name, env, app.AppEnv, ae)
-			targets[env] = t
+			v.fields(ep, name, env, ae)
+			targets[env] = v.target(ep, p, name, env, app.AppEnv, ae)
 		}
 		cfg.Catalog.Apps[name] = targets
 	}
 	return cfg
 }
 
-func (v *validator) target(p, app, env string, def, ae AppEnv) gitops.Target {
+// fields checks the keys written at one level (the app, or one of its
+// environments), so that a mistake is reported once, where it was made.
+func (v *validator) fields(p, app, env string, ae AppEnv) {
+	if ae.Layout != "" && !edit.Layout(ae.Layout).Valid() {
+		v.addf(p+".layout", "%q is not a layout: use kustomize, helm or manifest", ae.Layout)
+	}
+	if ae.Image != "" && !validImage(ae.Image) {
+		v.addf(p+".image", "%q is not an image name without tag or digest, e.g. registry.example.com/shop/%s", ae.Image, app)
+	}
+	for _, kv := range [][2]string{{"tagPath", ae.TagPath}, {"annotationsPath", ae.AnnotationsPath}} {
+		if kv[1] != "" && !dotted.MatchString(kv[1]) {
+			v.addf(p+"."+kv[0], "%q is not a dotted path like image.tag", kv[1])
+		}
+	}
+	if env == "" && ae.Path != "" {
+		v.addf(p+".path", "a path belongs to each environment: envs: {%s: {path: ...}}", "prod")
+	}
+}
+
+// target combines the app's defaults with one environment's keys and checks
+// what only the combination can tell (a layout and image set somewhere, the
+// path against the layout).
+func (v *validator) target(p, appPath, app, env string, def, ae AppEnv) gitops.Target {
 	pick := func(a, b string) string {
 		if a != "" {
 			return a
@@ -303,8 +367,11 @@ func (v *validator) target(p, app, env string, def, ae AppEnv) gitops.Target {
 		TagPath:         pick(ae.TagPath, def.TagPath),
 		AnnotationsPath: pick(ae.AnnotationsPath, def.AnnotationsPath),
 	}}
-	if !t.Layout.Valid() {
-		v.addf(p+".layout", "%q is not a layout: use kustomize, helm or manifest (on the app or per environment)", t.Layout)
+	if t.Layout == "" {
+		v.addf(p+".layout", "required: kustomize, helm or manifest (set it on the app, %s.layout, or per environment)", appPath)
+	}
+	if t.Image == "" {
+		v.addf(p+".image", "required: the image name without tag (set it on the app, %s.image, or per environment)", appPath)
 	}
 	clean := path.Clean(t.Path)
 	switch {
@@ -317,14 +384,6 @@ func (v *validator) target(p, app, env string, def, ae AppEnv) gitops.Target {
 	}
 	if t.Layout == edit.LayoutHelm && t.Path != "" && !strings.HasSuffix(t.Path, ".yaml") && !strings.HasSuffix(t.Path, ".yml") {
 		v.addf(p+".path", "%q: for the helm layout the path is the values file, e.g. apps/%s/values-%s.yaml", t.Path, app, env)
-	}
-	if !imageName.MatchString(t.Image) || strings.Contains(t.Image, "@") {
-		v.addf(p+".image", "%q is not an image name without tag, e.g. registry.example.com/shop/%s", t.Image, app)
-	}
-	for _, kv := range [][2]string{{"tagPath", t.TagPath}, {"annotationsPath", t.AnnotationsPath}} {
-		if kv[1] != "" && !dotted.MatchString(kv[1]) {
-			v.addf(p+"."+kv[0], "%q is not a dotted path like image.tag", kv[1])
-		}
 	}
 	return t
 }

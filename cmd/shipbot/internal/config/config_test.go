@@ -97,9 +97,9 @@ apps:
 		`environments[2].name (line 7): environment "dev" is listed twice`,
 		`chat.confirmTimeout (line 9): "soon" is not a positive duration`,
 		"policy.policy: required: a casbin policy file",
-		`apps.checkout.envs.dev.layout (line 15): "kustomise" is not a layout: use kustomize, helm or manifest`,
+		`apps.checkout.layout (line 12): "kustomise" is not a layout: use kustomize, helm or manifest`,
 		`apps.checkout.envs.dev.path (line 15): "../outside" must be relative to the repo root and stay inside it`,
-		`apps.checkout.envs.dev.image (line 15): "Registry/Checkout:1.0" is not an image name`,
+		`apps.checkout.image (line 13): "Registry/Checkout:1.0" is not an image name`,
 		`apps.checkout.envs.qa (line 16): unknown environment "qa"; declare it under environments`,
 		`apps.payments.envs.dev.path (line 21): "apps/payments": for the helm layout the path is the values file`,
 		`apps.payments.envs.dev.tagPath (line 21): "image tag" is not a dotted path`,
@@ -118,10 +118,44 @@ apps:
 	}
 }
 
+// An unknown key is reported with its line, beside every other problem.
 func TestParseUnknownKey(t *testing.T) {
-	_, err := Parse("x.yaml", []byte("repo:\n  url: a\n  brnach: main\n"))
-	if err == nil || !strings.Contains(err.Error(), "brnach") || !strings.Contains(err.Error(), "line 3") {
-		t.Fatalf("err = %v, want the unknown key and its line", err)
+	_, err := Parse("x.yaml", []byte("repo:\n  url: a\n  brnach: main\nchat:\n  confirmTimeout: soon\n"))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{`line 3: unknown key "brnach"`, `chat.confirmTimeout (line 5): "soon"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "config.File") {
+		t.Errorf("the message names a Go type: %v", err)
+	}
+}
+
+func TestValidImage(t *testing.T) {
+	for img, want := range map[string]bool{
+		"registry.example.com/shop/checkout": true, "localhost:5000/app": true, "nginx": true, "ghcr.io/a/b-c_d.e": true,
+		"registry.example.com/shop/checkout:1.4.2": false, "nginx:1.25": false, "a/b@sha256:abc": false, "Registry/Checkout": false, "": false, "a//b": false,
+	} {
+		if got := validImage(img); got != want {
+			t.Errorf("validImage(%q) = %v, want %v", img, got, want)
+		}
+	}
+}
+
+// Problems come in the same order every run (maps are iterated sorted).
+func TestProblemsAreStable(t *testing.T) {
+	cfg := "repo: {url: a}\npolicy: {policy: p.csv}\nenvironments: [{name: a}, {name: b}, {name: c}]\napps:\n  x:\n    envs:\n      c: {path: p}\n      a: {path: p}\n      b: {path: p}\n"
+	_, first := Parse("x.yaml", []byte(cfg))
+	for range 10 {
+		if _, err := Parse("x.yaml", []byte(cfg)); err.Error() != first.Error() {
+			t.Fatalf("order changed:\n%v\n---\n%v", first, err)
+		}
+	}
+	if !strings.Contains(first.Error(), "apps.x.envs.a.layout") {
+		t.Errorf("a missing layout is reported per env when set nowhere: %v", first)
 	}
 }
 
@@ -129,5 +163,16 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// The documented example config is valid.
+func TestExampleConfig(t *testing.T) {
+	cfg, err := Load("../../../../deploy/examples/shipbot.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Catalog.Apps) != 3 || cfg.Catalog.Apps["payments"]["prod"].TagPath != "image.tag" || !cfg.Catalog.Envs[2].Protected {
+		t.Errorf("example parsed as %+v", cfg.Catalog)
 	}
 }
