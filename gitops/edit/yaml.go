@@ -395,11 +395,12 @@ func (y *yfile) blockScalarEnd(p, parentIndent int) (int, error) {
 	b := y.src
 	// Header: indicator, optional chomping and indentation indicators.
 	e := p + 1
-	explicit := 0
+	explicit, keep := 0, false
 	for e < len(b) && (b[e] == '+' || b[e] == '-' || (b[e] >= '1' && b[e] <= '9')) {
 		if b[e] >= '1' && b[e] <= '9' {
 			explicit = int(b[e] - '0')
 		}
+		keep = keep || b[e] == '+'
 		e++
 	}
 	end := e
@@ -418,7 +419,12 @@ func (y *yfile) blockScalarEnd(p, parentIndent int) (int, error) {
 			i++
 		}
 		if i >= le {
-			continue // blank line
+			// A blank line: part of the value only with keep chomping (|+),
+			// and only if it isn't the empty remainder after a final break.
+			if keep && ls < len(b) {
+				end = le
+			}
+			continue
 		}
 		if content < 0 {
 			if ind <= parentIndent {
@@ -480,8 +486,6 @@ func (y *yfile) seqDash(n *yaml.Node) (off, col int, err error) {
 // the indentation of the block collection holding n (-1 at the top level).
 func (y *yfile) end(n *yaml.Node, parentIndent int) (int, error) {
 	switch n.Kind {
-	case yaml.DocumentNode:
-		return y.end(n.Content[0], -1)
 	case yaml.ScalarNode, yaml.AliasNode:
 		_, e, err := y.scalarSpan(n, parentIndent)
 		return e, err
@@ -1107,18 +1111,19 @@ func (y *yfile) deleteEntry(doc int, gpath []any, m *yaml.Node, idx int) error {
 		if err != nil {
 			return err
 		}
+		start, end := ks, ve
 		switch {
 		case idx > 0:
-			pe, err := y.end(m.Content[idx-1], 0)
-			if err != nil {
+			if start, err = y.end(m.Content[idx-1], 0); err != nil {
 				return err
 			}
-			y.add(pe, ve, "")
 		case nextKey >= 0:
-			y.add(ks, nextKey, "")
-		default:
-			y.add(ks, ve, "")
+			end = nextKey
 		}
+		if hasComment(y.src[start:end]) {
+			return fmt.Errorf("%w: a comment inside the flow mapping at %s", errUnsupported, describe(gpath))
+		}
+		y.add(start, end, "")
 		return nil
 	}
 	ind, err := y.blockIndent(m)
@@ -1142,9 +1147,30 @@ func (y *yfile) deleteEntry(doc int, gpath []any, m *yaml.Node, idx int) error {
 	if nextKey < 0 {
 		return fmt.Errorf("%w: can't remove %s", errUnsupported, describe(appendPath(gpath, k.Value)))
 	}
-	// e.g. "- digest: …\n  name: x": keep the dash, pull up the next key.
-	y.add(ks, nextKey, "")
+	// The entry follows a dash ("- digest: …"): pull the next key up to the
+	// dash, unless comments sit in between; then leave the dash alone on its
+	// line ("-" followed by the mapping on the next lines is valid YAML).
+	le := y.lineEnd(y.lineOf(ve))
+	if !hasComment(y.src[le:nextKey]) {
+		y.add(ks, nextKey, "")
+		return nil
+	}
+	for ks > ls && isBlank(y.src[ks-1]) {
+		ks--
+	}
+	y.add(ks, le, "")
 	return nil
+}
+
+// hasComment reports whether b (YAML text outside quoted scalars) holds a
+// comment: a # at the start or after a blank or line break.
+func hasComment(b []byte) bool {
+	for i, c := range b {
+		if c == '#' && (i == 0 || isBlank(b[i-1]) || b[i-1] == '\n' || b[i-1] == '\r') {
+			return true
+		}
+	}
+	return false
 }
 
 // result applies the splices and verifies the outcome: it must decode, and
@@ -1185,7 +1211,7 @@ func (y *yfile) result() ([]byte, error) {
 		}
 	}
 	if !equalValues(want, got) {
-		return nil, fmt.Errorf("edit %s: %w: the edited file would not read as intended; left unchanged", y.path, errUnsupported)
+		return nil, fmt.Errorf("edit %s: %w: the edit would change more than its target (YAML anchors or aliases?); file left unchanged", y.path, errUnsupported)
 	}
 	return res, nil
 }
