@@ -3,8 +3,8 @@ package gitops
 import (
 	"context"
 	"fmt"
-	"strings"
 	"log/slog"
+	"strings"
 
 	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/templates"

@@ -44,6 +44,7 @@ func TestMain(m *testing.M) {
 	results.Lock()
 	defer results.Unlock()
 	if len(results.m) > 0 {
+		fmt.Print(details(results.m))
 		summary := summarize(results.m)
 		fmt.Print(summary)
 		if *summaryFile != "" {
@@ -69,7 +70,6 @@ func summarize(m map[string]float64) string {
 	line := func(k string, v float64, prec int) {
 		fmt.Fprintf(&b, "%s: %s\n", k, strconv.FormatFloat(v, 'f', prec, 64))
 	}
-	b.WriteString("\n")
 	line("commit_latency_ratio_vs_git_cli", ratio, 2)
 	line("prev_tag_lookup_ms", m["prev_tag_lookup_ms"], 3)
 	line("history_index_build_s", m["history_index_build_s"], 2)
@@ -77,7 +77,12 @@ func summarize(m map[string]float64) string {
 	line("concurrent_100_seconds", m["concurrent_100_seconds"], 2)
 	line("peak_rss_mb", m["peak_rss_mb"], 0)
 	line("cold_clone_ratio_vs_git_cli", m["cold_clone_s/shipbot"]/m["cold_clone_s/git_cli"], 2)
-	// Details behind the figures.
+	return b.String()
+}
+
+// details lists every measured figure behind the summary.
+func details(m map[string]float64) string {
+	var b strings.Builder
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
