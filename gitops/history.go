@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/gitops/repo"
@@ -37,6 +38,10 @@ type Deploy struct {
 	From    string    // tag before this commit
 	Tag     string    // tag after this commit
 	Restart string    // restart annotation after this commit
+	// RestartBefore is the restart annotation before this commit.
+	RestartBefore string
+	// Object is the commit itself (signature, committer, parents).
+	Object  *object.Commit
 	Message string
 	// Trailers holds the commit's trailers (empty for commits not made by shipbot).
 	Trailers map[string]string
@@ -84,10 +89,17 @@ func (h *historyReader) state(f *repo.IndexFiles, loc edit.Location) state {
 	return st
 }
 
-// deploys returns up to limit changes of t (limit <= 0: all), newest first,
-// in the history of tip. stop, when not nil, ends the walk early once it
-// returns true for a deploy.
-func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Target, limit int, stop func(Deploy) bool) ([]Deploy, error) {
+// walk says which changes deploys returns.
+type walk struct {
+	limit int               // at most this many (<= 0: all)
+	stop  func(Deploy) bool // when it returns true, the walk ends after that deploy
+	// all includes every commit that touched the target's files, also those
+	// that changed neither tag nor restart (the audit needs them).
+	all bool
+}
+
+// deploys returns changes of t, newest first, in the history of tip.
+func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Target, w walk) ([]Deploy, error) {
 	if h.cache == nil {
 		h.cache = map[string]state{}
 	}
@@ -107,7 +119,7 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 		if pos > tipPos {
 			continue
 		}
-		if limit > 0 && len(out) >= limit {
+		if w.limit > 0 && len(out) >= w.limit {
 			break
 		}
 		after := h.state(ix.FilesAt(pos), t.Location)
@@ -120,6 +132,7 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 			return nil, fmt.Errorf("history: %w", err)
 		}
 		d := Deploy{
+			Object:   c,
 			Commit:   c.Hash,
 			When:     c.Committer.When,
 			Author:   c.Author.Name,
@@ -133,11 +146,12 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 		if a := d.Trailers[TrailerAction]; a != "" {
 			d.Action = a
 		}
-		if d.From == d.Tag && d.Action == "manual" && before.restart == after.restart {
+		if !w.all && d.From == d.Tag && d.Action == "manual" && before.restart == after.restart {
 			continue // a change of these files that changed neither tag nor restart
 		}
+		d.RestartBefore = before.restart
 		out = append(out, d)
-		if stop != nil && stop(d) {
+		if w.stop != nil && w.stop(d) {
 			break
 		}
 	}
@@ -150,7 +164,7 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 func (h *historyReader) previousTag(ctx context.Context, tip *repo.Snapshot, t Target, current string) (string, error) {
 	rolledBackFrom := map[string]bool{current: true}
 	var found string
-	_, err := h.deploys(ctx, tip, t, 0, func(d Deploy) bool {
+	_, err := h.deploys(ctx, tip, t, walk{stop: func(d Deploy) bool {
 		if d.Action == string(ActionRollback) && d.From != "" {
 			rolledBackFrom[d.From] = true
 		}
@@ -159,7 +173,7 @@ func (h *historyReader) previousTag(ctx context.Context, tip *repo.Snapshot, t T
 			return true
 		}
 		return false
-	})
+	}})
 	if err != nil {
 		return "", err
 	}
@@ -169,20 +183,44 @@ func (h *historyReader) previousTag(ctx context.Context, tip *repo.Snapshot, t T
 	return found, nil
 }
 
+// TrailerValues returns every value of one trailer key, in order (a key
+// such as Approved-by may appear several times).
+func TrailerValues(msg, key string) []string {
+	var out []string
+	for _, kv := range trailerLines(msg) {
+		if kv[0] == key {
+			out = append(out, kv[1])
+		}
+	}
+	return out
+}
+
 // ParseTrailers returns the "Key: value" lines of a commit message's last
 // paragraph (git's trailer block). Messages without one give an empty map.
 func ParseTrailers(msg string) map[string]string {
 	out := map[string]string{}
+	for _, kv := range trailerLines(msg) {
+		if _, dup := out[kv[0]]; !dup {
+			out[kv[0]] = kv[1]
+		}
+	}
+	return out
+}
+
+// trailerLines splits the last paragraph into key/value pairs, or returns
+// nil if any of its lines is not a trailer.
+func trailerLines(msg string) [][2]string {
 	paras := strings.Split(strings.TrimSpace(strings.ReplaceAll(msg, "\r\n", "\n")), "\n\n")
 	if len(paras) < 2 {
-		return out
+		return nil
 	}
+	var out [][2]string
 	for _, line := range strings.Split(paras[len(paras)-1], "\n") {
 		k, v, ok := strings.Cut(line, ": ")
 		if !ok || k == "" || strings.ContainsAny(k, " \t") {
-			return map[string]string{}
+			return nil
 		}
-		out[k] = strings.TrimSpace(v)
+		out = append(out, [2]string{k, strings.TrimSpace(v)})
 	}
 	return out
 }

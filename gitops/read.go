@@ -42,7 +42,7 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 			es.Err = userMessage(editError(t, err))
 		}
 		es.Restarted, _ = edit.CurrentRestart(snap, t.Location)
-		last, err := h.deploys(ctx, snap, t, 1, nil)
+		last, err := h.deploys(ctx, snap, t, walk{limit: 1})
 		if err != nil {
 			log.Warn("read history", "env", env.Name, "err", err)
 		}
@@ -81,7 +81,7 @@ func (s *Service) history(ctx context.Context, log *slog.Logger, req Request) Re
 		limit = s.o.HistoryLimit
 	}
 	h := &historyReader{repo: s.o.Repo}
-	deploys, err := h.deploys(ctx, snap, t, limit, nil)
+	deploys, err := h.deploys(ctx, snap, t, walk{limit: limit})
 	if err != nil {
 		return s.failed(log, req, fmt.Errorf("history of %s in %s: %w", req.App, req.Env, err))
 	}

@@ -99,8 +99,10 @@ func (ix *Index) Update(ctx context.Context, tip plumbing.Hash) error {
 	if _, ok := ix.Pos(tip); ok {
 		return nil
 	}
-	// Walk back from tip along first parents to the newest indexed commit.
-	var chain []*object.Commit // newest first
+	// Walk back from tip along first parents to the newest indexed commit,
+	// keeping only ids (not whole commits: their messages add up).
+	type link struct{ hash, tree plumbing.Hash }
+	var chain []link // newest first
 	h := tip
 	for {
 		if err := ctx.Err(); err != nil {
@@ -113,7 +115,7 @@ func (ix *Index) Update(ctx context.Context, tip plumbing.Hash) error {
 		if err != nil {
 			return fmt.Errorf("index: commit %s: %w", h, err)
 		}
-		chain = append(chain, c)
+		chain = append(chain, link{c.Hash, c.TreeHash})
 		if len(c.ParentHashes) == 0 {
 			h = plumbing.ZeroHash
 			break
@@ -152,13 +154,13 @@ func (ix *Index) Update(ctx context.Context, tip plumbing.Hash) error {
 		}
 		parent := baseTree
 		if i+1 < len(chain) {
-			parent = chain[i+1].TreeHash
+			parent = chain[i+1].tree
 		}
-		err := d.diff("", parent, c.TreeHash, func(p string, blob plumbing.Hash) {
+		err := d.diff("", parent, c.tree, func(p string, blob plumbing.Hash) {
 			perCommit[i] = append(perCommit[i], fileChange{p, blob})
 		})
 		if err != nil {
-			return fmt.Errorf("index: diff %s: %w", c.Hash, err)
+			return fmt.Errorf("index: diff %s: %w", c.hash, err)
 		}
 		d.forget()
 	}
@@ -174,8 +176,8 @@ func (ix *Index) Update(ctx context.Context, tip plumbing.Hash) error {
 			}
 			ix.changes[fc.path] = append(list, Change{Pos: pos, Blob: fc.blob})
 		}
-		ix.commits = append(ix.commits, chain[i].Hash)
-		ix.pos[chain[i].Hash] = pos
+		ix.commits = append(ix.commits, chain[i].hash)
+		ix.pos[chain[i].hash] = pos
 	}
 	return nil
 }

@@ -174,7 +174,7 @@ func (r *Repo) clone(ctx context.Context) error {
 }
 
 // objectCacheSize bounds go-git's decoded-object cache (its default is 96 MiB).
-const objectCacheSize = 16 * cache.MiByte
+const objectCacheSize = 8 * cache.MiByte
 
 // open opens the bare clone with storage options for a process that owns it:
 // exclusive access lets go-git keep pack indexes instead of re-reading them.

@@ -1,0 +1,155 @@
+package gitops
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// TrailerApprovedBy names a reviewer who approved the change (one per line).
+const TrailerApprovedBy = "Approved-by"
+
+// Signature statuses of an audited commit.
+const (
+	SignatureGood       = "good"
+	SignatureBad        = "bad"
+	SignatureUnsigned   = "unsigned"
+	SignatureUnknownKey = "unknown-key"
+)
+
+// Audit flags.
+const (
+	FlagNotViaShipbot    = "not-via-shipbot"   // touched a managed path without shipbot's trailers
+	FlagSignature        = "signature-"        // + the status, when it is not good
+	FlagTrailersMismatch = "trailers-mismatch" // shipbot's trailers say another change than the content shows
+)
+
+// SignatureChecker verifies a commit's signature against the trusted keys
+// and names the key when known.
+type SignatureChecker interface {
+	CheckCommit(c *object.Commit) (status, key string)
+}
+
+// AuditRecord is one change of one app in one environment, as history and
+// signatures prove it.
+type AuditRecord struct {
+	Time          time.Time `json:"time"`
+	Commit        string    `json:"commit"`
+	Action        string    `json:"action"`
+	App           string    `json:"app"`
+	Env           string    `json:"env"`
+	From          string    `json:"from"`
+	To            string    `json:"to"`
+	RequestedBy   string    `json:"requested_by"`
+	ApprovedBy    []string  `json:"approved_by"`
+	Justification string    `json:"justification"`
+	RequestID     string    `json:"request_id"`
+	Via           string    `json:"via"`
+	Signature     string    `json:"signature"`
+	SignedBy      string    `json:"signed_by,omitempty"`
+	Flags         []string  `json:"flags"`
+}
+
+// AuditOptions filter the audit.
+type AuditOptions struct {
+	Env, App string
+	Since    time.Time // zero: everything
+	Checker  SignatureChecker
+}
+
+// Validate checks the filters against the catalog.
+func (o *AuditOptions) Validate(c *Catalog) error {
+	if o.App != "" {
+		if _, err := c.App(o.App); err != nil {
+			return err
+		}
+	}
+	if o.Env != "" {
+		if _, err := c.Env(o.Env); err != nil {
+			return err
+		}
+	}
+	if o.Checker == nil {
+		return fmt.Errorf("audit: no signature checker")
+	}
+	return nil
+}
+
+// Audit reads the environment repo's history and returns one record per
+// change of a managed app path, newest first. It shares the history reader
+// with `history`; a commit that changed several apps gives several records.
+func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, error) {
+	if err := o.Validate(s.o.Catalog); err != nil {
+		return nil, err
+	}
+	snap, err := s.o.Repo.Fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := &historyReader{repo: s.o.Repo}
+	sigs := map[string][2]string{} // commit -> status, key
+	var out []AuditRecord
+	for _, app := range s.o.Catalog.AppNames() {
+		if o.App != "" && app != o.App {
+			continue
+		}
+		for _, env := range s.o.Catalog.Envs {
+			t, ok := s.o.Catalog.Apps[app][env.Name]
+			if !ok || (o.Env != "" && env.Name != o.Env) {
+				continue
+			}
+			deploys, err := h.deploys(ctx, snap, t, walk{all: true, stop: func(d Deploy) bool {
+				return !o.Since.IsZero() && d.When.Before(o.Since)
+			}})
+			if err != nil {
+				return nil, fmt.Errorf("audit %s in %s: %w", app, env.Name, err)
+			}
+			for _, d := range deploys {
+				if !o.Since.IsZero() && d.When.Before(o.Since) {
+					continue
+				}
+				sig, ok := sigs[d.Commit.String()]
+				if !ok {
+					st, key := o.Checker.CheckCommit(d.Object)
+					sig = [2]string{st, key}
+					sigs[d.Commit.String()] = sig
+				}
+				out = append(out, s.record(t, d, sig[0], sig[1]))
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
+	return out, nil
+}
+
+func (s *Service) record(t Target, d Deploy, sig, key string) AuditRecord {
+	tr := d.Trailers
+	r := AuditRecord{
+		Time: d.When.UTC(), Commit: d.Commit.String(), Action: d.Action, App: t.App, Env: t.Env,
+		From: d.From, To: d.Tag, RequestedBy: d.RequestedBy(), ApprovedBy: TrailerValues(d.Message, TrailerApprovedBy),
+		Justification: tr[TrailerJustification], RequestID: tr[TrailerRequest], Via: "direct",
+		Signature: sig, SignedBy: key, Flags: []string{},
+	}
+	if r.ApprovedBy == nil {
+		r.ApprovedBy = []string{}
+	}
+	if d.Action == string(ActionRestart) {
+		r.From, r.To = d.RestartBefore, d.Restart
+	}
+	if len(d.Object.ParentHashes) > 1 {
+		r.Via = "merge"
+	}
+	viaShipbot := r.RequestID != "" && d.Object.Committer.Email == s.o.Committer.Email
+	if !viaShipbot {
+		r.Flags = append(r.Flags, FlagNotViaShipbot)
+	} else if tr[TrailerApp] != t.App || tr[TrailerEnv] != t.Env || (tr[TrailerTo] != "" && tr[TrailerTo] != r.To) {
+		r.Flags = append(r.Flags, FlagTrailersMismatch)
+	}
+	if sig != SignatureGood {
+		r.Flags = append(r.Flags, FlagSignature+sig)
+	}
+	return r
+}
