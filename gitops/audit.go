@@ -92,6 +92,7 @@ func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, err
 	h := &historyReader{repo: s.o.Repo}
 	sigs := map[string][2]string{} // commit -> status, key
 	var out []AuditRecord
+	var pos []int // history position of each record
 	for _, app := range s.o.Catalog.AppNames() {
 		if o.App != "" && app != o.App {
 			continue
@@ -101,9 +102,8 @@ func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, err
 			if !ok || (o.Env != "" && env.Name != o.Env) {
 				continue
 			}
-			deploys, err := h.deploys(ctx, snap, t, walk{all: true, stop: func(d Deploy) bool {
-				return !o.Since.IsZero() && d.When.Before(o.Since)
-			}})
+			// No early stop on dates: they can be forged or out of order.
+			deploys, err := h.deploys(ctx, snap, t, walk{all: true})
 			if err != nil {
 				return nil, fmt.Errorf("audit %s in %s: %w", app, env.Name, err)
 			}
@@ -118,11 +118,21 @@ func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, err
 					sigs[d.Commit.String()] = sig
 				}
 				out = append(out, s.record(t, d, sig[0], sig[1]))
+				pos = append(pos, d.Pos)
 			}
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
-	return out, nil
+	// Newest first in the branch's history (not by commit date).
+	idx := make([]int, len(out))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return pos[idx[a]] > pos[idx[b]] })
+	sorted := make([]AuditRecord, len(out))
+	for i, j := range idx {
+		sorted[i] = out[j]
+	}
+	return sorted, nil
 }
 
 func (s *Service) record(t Target, d Deploy, sig, key string) AuditRecord {

@@ -41,7 +41,10 @@ type Deploy struct {
 	// RestartBefore is the restart annotation before this commit.
 	RestartBefore string
 	// Object is the commit itself (signature, committer, parents).
-	Object  *object.Commit
+	Object *object.Commit
+	// Pos is the commit's position in the branch's first-parent history
+	// (0 = root): the order that counts, since commit dates can be forged.
+	Pos     int
 	Message string
 	// Trailers holds the commit's trailers (empty for commits not made by shipbot).
 	Trailers map[string]string
@@ -132,6 +135,7 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 			return nil, fmt.Errorf("history: %w", err)
 		}
 		d := Deploy{
+			Pos:      pos,
 			Object:   c,
 			Commit:   c.Hash,
 			When:     c.Committer.When,

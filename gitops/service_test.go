@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -406,3 +407,5 @@ func TestConcurrentReadsAndWrites(t *testing.T) {
 		t.Errorf("%s shipbot commits, want %d", n, apps)
 	}
 }
+
+func writeFile(p, content string) error { return os.WriteFile(p, []byte(content), 0o644) }

@@ -5,9 +5,11 @@ package main
 
 import (
 	"context"
+
 	"errors"
 	"flag"
 	"fmt"
+	git "github.com/go-git/go-git/v5"
 	"io"
 	"log/slog"
 	"os"
@@ -21,6 +23,7 @@ import (
 	"github.com/shipbot/shipbot/cmd/shipbot/internal/demo"
 	"github.com/shipbot/shipbot/gitops"
 	"github.com/shipbot/shipbot/gitops/repo"
+	"github.com/shipbot/shipbot/gitops/sign"
 	"github.com/shipbot/shipbot/policy"
 )
 
@@ -30,7 +33,10 @@ Usage:
   shipbot demo [--dir DIR] [--as USER]        run the local demo (creates DIR once, default .shipbot-demo)
   shipbot chat --config FILE --as USER [--channel CH]
                                               chat on stdin/stdout against the configured repo
-  shipbot check --config FILE                 validate a config and its policy, then exit
+  shipbot check --config FILE                 validate a config, its policy and signing key, then exit
+  shipbot audit [--config FILE] [--env E] [--app A] [--since DATE] [--format table|json|csv]
+                                              every change of a managed app from the repo's history,
+                                              with signature checks and flags
   shipbot version
 
 In chat, type "help" for the commands, "/as USER" to switch who is speaking.
@@ -59,6 +65,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runChat(ctx, args[1:], stdin, stdout, stderr)
 	case "check":
 		err = runCheck(ctx, args[1:], stdout, stderr)
+	case "audit":
+		err = runAudit(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "shipbot", version)
 	case "help", "-h", "--help":
@@ -123,8 +131,8 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if created {
 		fmt.Fprintf(stdout, "created the demo environment repo %s (apps checkout, payments, search in dev, staging, prod)\n", repoPath)
 	}
-	fmt.Fprintf(stdout, "config %s; log %s\ninspect with: git -C %s log --format='%%h %%an: %%s'\n",
-		cfgPath, filepath.Join(*dir, "shipbot.log"), repoPath)
+	fmt.Fprintf(stdout, "config %s; log %s\ninspect with: git -C %s log --format='%%h %%an: %%s'\nverify signatures: %s\n",
+		cfgPath, filepath.Join(*dir, "shipbot.log"), repoPath, demo.VerifyCommand(*dir))
 	logFile, err := os.OpenFile(filepath.Join(*dir, "shipbot.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
@@ -166,6 +174,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := policy.NewEnforcer(cfg.PolicyModel, cfg.PolicyFile); err != nil {
 		return err
 	}
+	if _, err := loadSigner(cfg.Signing); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "%s is valid: %d environments, %d apps\n", *cfgPath, len(cfg.Catalog.Envs), len(cfg.Catalog.Apps))
 	return nil
 }
@@ -174,13 +185,49 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type Main struct {
 	Config  *config.Config
 	Service *gitops.Service
+	repo    *repo.Repo
 }
 
-// NewMain loads the config and wires the core with its adapters.
-func NewMain(ctx context.Context, cfgPath string, log *slog.Logger) (*Main, error) {
+// Close releases what Main holds open.
+func (m *Main) Close() error { return m.repo.Close() }
+
+// loadSigner opens the signing key; with signing required, a key that
+// can't sign stops shipbot before it writes anything.
+func loadSigner(s config.Signing) (sign.Signer, error) {
+	if !s.Required {
+		return nil, nil
+	}
+	var signer sign.Signer
+	var err error
+	switch s.Format {
+	case "openpgp":
+		signer, err = sign.LoadOpenPGP(s.Key, s.PassphraseFile)
+	default:
+		signer, err = sign.LoadSSH(s.Key, s.PassphraseFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("signing is required, but the %s key %s can't sign: %w (fix signing.key, or set signing.mode: off)", s.Format, s.Key, err)
+	}
+	return signer, nil
+}
+
+// NewMain loads the config and wires the core with its adapters. withSigner
+// loads the signing key (every command that writes needs it).
+func NewMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner bool) (*Main, error) {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return nil, err
+	}
+	var signer sign.Signer
+	if withSigner {
+		if signer, err = loadSigner(cfg.Signing); err != nil {
+			return nil, err
+		}
+		if signer != nil {
+			log.Info("signing commits", "format", signer.Format(), "key", signer.Identity())
+		} else {
+			log.Warn("commit signing is off (signing.mode: off): commits will not be verifiable")
+		}
 	}
 	authz, err := policy.NewEnforcer(cfg.PolicyModel, cfg.PolicyFile)
 	if err != nil {
@@ -197,20 +244,31 @@ func NewMain(ctx context.Context, cfgPath string, log *slog.Logger) (*Main, erro
 		Justifier:      policy.PatternJustifier{},
 		Directory:      local.Directory{Domain: cfg.EmailDomain},
 		Committer:      cfg.Committer,
+		Signer:         signerOrNil(signer),
 		Logger:         log,
 		ConfirmTimeout: cfg.ConfirmTimeout,
 	})
 	if err != nil {
+		r.Close()
 		return nil, err
 	}
-	return &Main{Config: cfg, Service: svc}, nil
+	return &Main{Config: cfg, Service: svc, repo: r}, nil
+}
+
+// signerOrNil keeps a nil sign.Signer a nil git.Signer (not a typed nil).
+func signerOrNil(s sign.Signer) git.Signer {
+	if s == nil {
+		return nil
+	}
+	return s
 }
 
 func chat(ctx context.Context, cfgPath, user, channel string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
-	m, err := NewMain(ctx, cfgPath, log)
+	m, err := NewMain(ctx, cfgPath, log, true)
 	if err != nil {
 		return err
 	}
+	defer m.Close()
 	if channel == "" {
 		channel = m.Config.Channel
 	}

@@ -44,6 +44,18 @@ type File struct {
 		ConfirmTimeout string `yaml:"confirmTimeout"`
 		Channel        string `yaml:"channel"`
 	} `yaml:"chat"`
+	Signing struct {
+		// Mode: required (default: shipbot refuses to start without a usable
+		// key), or off.
+		Mode           string `yaml:"mode"`
+		Format         string `yaml:"format"` // ssh or openpgp
+		Key            string `yaml:"key"`    // private key file
+		PassphraseFile string `yaml:"passphraseFile"`
+		Trusted        struct {
+			AllowedSigners []string `yaml:"allowedSigners"` // git's gpg.ssh.allowedSignersFile format
+			OpenPGPKeys    []string `yaml:"openpgpKeys"`    // armored public keys
+		} `yaml:"trusted"`
+	} `yaml:"signing"`
 	Environments []struct {
 		Name      string `yaml:"name"`
 		Cluster   string `yaml:"cluster"`
@@ -81,7 +93,18 @@ type Config struct {
 	PolicyFile     string
 	ConfirmTimeout time.Duration
 	Channel        string
+	Signing        Signing
 	Catalog        *gitops.Catalog
+}
+
+// Signing says how shipbot signs its commits and which keys the audit trusts.
+type Signing struct {
+	Required              bool
+	Format                string // "ssh" or "openpgp"
+	Key                   string
+	PassphraseFile        string
+	TrustedAllowedSigners []string
+	TrustedOpenPGP        []string
 }
 
 // Error lists every problem found in a config file.
@@ -270,6 +293,33 @@ func (v *validator) check(file string, f *File) *Config {
 	cfg.Channel = f.Chat.Channel
 	if cfg.Channel == "" {
 		cfg.Channel = "#local"
+	}
+
+	sg := f.Signing
+	switch sg.Mode {
+	case "", "required":
+		cfg.Signing.Required = true
+	case "off":
+	default:
+		v.addf("signing.mode", "%q: use required (every commit signed) or off", sg.Mode)
+	}
+	cfg.Signing.Format = sg.Format
+	switch sg.Format {
+	case "ssh", "openpgp":
+	case "":
+		cfg.Signing.Format = "ssh"
+	default:
+		v.addf("signing.format", "%q: use ssh or openpgp", sg.Format)
+	}
+	cfg.Signing.Key, cfg.Signing.PassphraseFile = abs(sg.Key), abs(sg.PassphraseFile)
+	if cfg.Signing.Required && sg.Key == "" {
+		v.addf("signing.key", "required: every commit is signed; name an SSH or OpenPGP private key file (or set signing.mode: off)")
+	}
+	for _, p := range sg.Trusted.AllowedSigners {
+		cfg.Signing.TrustedAllowedSigners = append(cfg.Signing.TrustedAllowedSigners, abs(p))
+	}
+	for _, p := range sg.Trusted.OpenPGPKeys {
+		cfg.Signing.TrustedOpenPGP = append(cfg.Signing.TrustedOpenPGP, abs(p))
 	}
 
 	envs := map[string]bool{}

@@ -11,6 +11,8 @@ import (
 )
 
 const good = `
+signing:
+  mode: off
 repo:
   url: env.git
   cacheDir: cache
@@ -97,6 +99,7 @@ apps:
 		`environments[2].name (line 7): environment "dev" is listed twice`,
 		`chat.confirmTimeout (line 9): "soon" is not a positive duration`,
 		"policy.policy: required: a casbin policy file",
+		"signing.key: required: every commit is signed",
 		`apps.checkout.layout (line 12): "kustomise" is not a layout: use kustomize, helm or manifest`,
 		`apps.checkout.envs.dev.path (line 15): "../outside" must be relative to the repo root and stay inside it`,
 		`apps.checkout.image (line 13): "Registry/Checkout:1.0" is not an image name`,

@@ -225,7 +225,9 @@ func prevEnv(env string) string {
 }
 
 // writeRepo creates the bare environment repo at dir with the seeded history.
-func writeRepo(dir string) error {
+// Commits made "by shipbot" in the seeded history are signed with the demo
+// key, as real ones are; the humans' commits are not.
+func writeRepo(dir string, signer git.Signer) error {
 	work, err := os.MkdirTemp("", "shipbot-demo-seed-")
 	if err != nil {
 		return err
@@ -249,7 +251,7 @@ func writeRepo(dir string) error {
 			st.tags[app][env] = tag
 		}
 	}
-	commit := func(when time.Time, author gitops.Person, committer gitops.Person, msg string) error {
+	commit := func(when time.Time, author gitops.Person, committer gitops.Person, msg string, signer git.Signer) error {
 		for p, content := range st.files() {
 			full := filepath.Join(work, filepath.FromSlash(p))
 			if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
@@ -265,11 +267,12 @@ func writeRepo(dir string) error {
 		_, err := wt.Commit(msg, &git.CommitOptions{
 			Author:    &object.Signature{Name: author.Name, Email: author.Email, When: when},
 			Committer: &object.Signature{Name: committer.Name, Email: committer.Email, When: when},
+			Signer:    signer,
 		})
 		return err
 	}
 	carol := person("carol")
-	if err := commit(time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC), carol, carol, "bootstrap the environment repo\n\ncheckout (kustomize), payments (Helm values), search (raw manifests)\nin dev, staging and prod.\n"); err != nil {
+	if err := commit(time.Date(2026, 10, 1, 8, 0, 0, 0, time.UTC), carol, carol, "bootstrap the environment repo\n\ncheckout (kustomize), payments (Helm values), search (raw manifests)\nin dev, staging and prod.\n", nil); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	for i, e := range history() {
@@ -283,8 +286,9 @@ func writeRepo(dir string) error {
 		}
 		msg := e.msg
 		committer := who
+		var by git.Signer
 		if e.action != "" {
-			committer = gitops.Person{Name: "shipbot", Email: "shipbot@shipbot.local"}
+			committer, by = Committer, signer
 			to := e.tag
 			if e.action == "restart" {
 				to = st.restarts[e.app][e.env]
@@ -312,7 +316,7 @@ func writeRepo(dir string) error {
 				return err
 			}
 		}
-		if err := commit(e.when, who, committer, msg); err != nil {
+		if err := commit(e.when, who, committer, msg, by); err != nil {
 			return fmt.Errorf("seed %s: %w", strings.SplitN(msg, "\n", 2)[0], err)
 		}
 	}

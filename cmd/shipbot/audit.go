@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/shipbot/shipbot/gitops"
+	"github.com/shipbot/shipbot/gitops/sign"
+)
+
+// checker adapts the sign package's verifier to the core's SignatureChecker.
+type checker struct{ v *sign.Verifier }
+
+func (c checker) CheckCommit(co *object.Commit) (string, string) {
+	st, key := c.v.VerifyCommit(co)
+	return string(st), key
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flags("audit", stderr)
+	cfgPath := fs.String("config", "shipbot.yaml", "config file")
+	env := fs.String("env", "", "only this environment")
+	app := fs.String("app", "", "only this app")
+	since := fs.String("since", "", "only changes at or after this date (2006-01-02 or RFC 3339)")
+	format := fs.String("format", "table", "table, json or csv")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var from time.Time
+	if *since != "" {
+		var err error
+		if from, err = parseDate(*since); err != nil {
+			return usageError{err}
+		}
+	}
+	switch *format {
+	case "table", "json", "csv":
+	default:
+		return usageError{fmt.Errorf("--format %q: use table, json or csv", *format)}
+	}
+	m, err := NewMain(ctx, *cfgPath, slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	v, err := sign.NewVerifier(m.Config.Signing.TrustedOpenPGP, m.Config.Signing.TrustedAllowedSigners)
+	if err != nil {
+		return fmt.Errorf("trusted keys: %w", err)
+	}
+	records, err := m.Service.Audit(ctx, gitops.AuditOptions{Env: *env, App: *app, Since: from, Checker: checker{v}})
+	if err != nil {
+		return err
+	}
+	return writeAudit(stdout, *format, records)
+}
+
+func parseDate(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--since %q: write a date like 2026-11-01 or 2026-11-01T08:00:00Z", s)
+}
+
+var auditColumns = []string{"time", "commit", "action", "app", "env", "from", "to", "requested_by", "approved_by", "justification", "request_id", "via", "signature", "flags"}
+
+func auditRow(r gitops.AuditRecord) []string {
+	return []string{
+		r.Time.Format(time.RFC3339), r.Commit, r.Action, r.App, r.Env, r.From, r.To, r.RequestedBy,
+		strings.Join(r.ApprovedBy, ";"), r.Justification, r.RequestID, r.Via, r.Signature, strings.Join(r.Flags, ";"),
+	}
+}
+
+func writeAudit(w io.Writer, format string, records []gitops.AuditRecord) error {
+	switch format {
+	case "json":
+		if records == nil {
+			records = []gitops.AuditRecord{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(records)
+	case "csv":
+		cw := csv.NewWriter(w)
+		if err := cw.Write(auditColumns); err != nil {
+			return err
+		}
+		for _, r := range records {
+			if err := cw.Write(auditRow(r)); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	default:
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tCOMMIT\tACTION\tAPP\tENV\tFROM -> TO\tREQUESTED BY\tSIGNATURE\tFLAGS\tWHY")
+		for _, r := range records {
+			flags := strings.Join(r.Flags, ",")
+			if flags == "" {
+				flags = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s -> %s\t%s\t%s\t%s\t%s\n", r.Time.Format("2006-01-02 15:04"), r.Commit[:10],
+				r.Action, r.App, r.Env, r.From, r.To, r.RequestedBy, r.Signature, flags, gitops.OneLine(r.Justification))
+		}
+		return tw.Flush()
+	}
+}
