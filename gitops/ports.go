@@ -1,6 +1,9 @@
 package gitops
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Subject is who asks, as the policy sees them.
 type Subject struct {
@@ -21,6 +24,14 @@ type AuthzQuery struct {
 // an error.
 type Decision struct {
 	Allowed bool
+	// Review says whether the change may land directly or needs approvals
+	// (a pull request) first. Zero: direct.
+	Review Review
+	// Justification says whether a reason is required and of which kinds.
+	Justification JustificationRule
+	// BreakGlass is set when the request was allowed only by a break-glass
+	// rule overriding a freeze; shipbot records it loudly.
+	BreakGlass bool
 	// Rule is the policy line that allowed the request, e.g.
 	// "p, team-checkout, *, checkout, rollback" (empty when denied).
 	Rule string
@@ -28,6 +39,19 @@ type Decision struct {
 	// missing, e.g. `no rule allows mallory to rollback checkout in prod
 	// (add e.g. "p, mallory, prod, checkout, rollback" or a group of mallory's)`.
 	Reason string
+}
+
+// Review is how many approvals a change needs before it merges, and from
+// which group. The requester never counts as an approver.
+type Review struct {
+	Approvals int    // 0: merge directly
+	Group     string // approvers must be in this group ("" = anyone allowed to approve)
+}
+
+// JustificationRule says what reason a change needs.
+type JustificationRule struct {
+	Required bool
+	Kinds    []string // accepted kinds, e.g. "pagerduty-incident", "jira-issue"; empty = any
 }
 
 // Authorizer decides who may do what, where. Implementations deny by default.
@@ -38,8 +62,50 @@ type Authorizer interface {
 // Justification is the reason given for a change, as validated.
 type Justification struct {
 	Text string // the reason as typed, normalised to one line
-	Kind string // "pagerduty-incident", "jira-issue", or "text"
+	Kind string // "pagerduty-incident", "jira-issue", "opsgenie-alert", or "text"
 	Ref  string // the incident id or issue key, e.g. "P1X2Y3Z", "OPS-123"
+	// Checked is set when the reason was checked live against its source.
+	Checked *JustificationCheck
+}
+
+// JustificationCheck is the result of a live check, bound into the commit
+// as the Justification-Checked trailer.
+type JustificationCheck struct {
+	Source string    // "pagerduty", "jira", "opsgenie"
+	State  string    // the state seen, e.g. "triggered", "In Progress"
+	At     time.Time // when it was checked
+}
+
+// TraceEvent is what shipbot did about a justification, to be written back
+// to the ticket or incident (who, what, commit, outcome).
+type TraceEvent struct {
+	Request Request
+	Summary string // e.g. "rollback checkout in prod: 1.4.2 -> 1.4.1"
+	Commit  string
+	Outcome Outcome
+}
+
+// Tracer writes a trace of what shipbot did onto the justification's source
+// (a Jira comment, a PagerDuty incident note). A failed trace is logged and
+// reported; it never undoes the change.
+type Tracer interface {
+	Trace(ctx context.Context, j Justification, e TraceEvent) error
+}
+
+// SyncStatus is what the GitOps controller reports about one app.
+type SyncStatus struct {
+	Sync     string // "Synced", "OutOfSync", ...
+	Health   string // "Healthy", "Progressing", "Degraded", ...
+	Revision string // the revision the controller synced
+	Phase    string // operation phase: "Running", "Succeeded", "Failed", ...
+	Message  string // the controller's own reason (conditions, failing resources)
+}
+
+// SyncWatcher asks the controller (Argo CD) to pick up a commit and watches
+// until the commit is live and healthy, failed, or the context ends.
+// progress is called on every change of status.
+type SyncWatcher interface {
+	Watch(ctx context.Context, t Target, commit string, progress func(SyncStatus)) (SyncStatus, error)
 }
 
 // Justifier validates the justification a request carries for an environment.

@@ -113,6 +113,12 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if !strings.Contains(o.URL, "://") && !strings.Contains(o.URL, "@") {
+		// A local path: make it absolute, git runs in the clone's directory.
+		if a, err := filepath.Abs(o.URL); err == nil {
+			o.URL = a
+		}
+	}
 	ep, err := transport.NewEndpoint(o.URL)
 	if err != nil {
 		return nil, fmt.Errorf("repo url %q: %w", o.URL, err)

@@ -236,6 +236,9 @@ func (v *validator) addf(p, format string, args ...any) {
 
 func (v *validator) check(file string, f *File) *Config {
 	base := filepath.Dir(file)
+	if a, err := filepath.Abs(base); err == nil {
+		base = a // paths stay right whatever the working directory of a child process
+	}
 	abs := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
 			return p
