@@ -258,7 +258,7 @@ func (s *sshsig) verify(message []byte, ns string) error {
 	switch s.pub.Type() {
 	case ssh.KeyAlgoRSA:
 		// As ssh-keygen: RSA/SHA-1 ("ssh-rsa") signatures are refused.
-		if false {
+		if s.sig.Format != ssh.KeyAlgoRSASHA256 && s.sig.Format != ssh.KeyAlgoRSASHA512 {
 			return fmt.Errorf("RSA signature algorithm %q not accepted", s.sig.Format)
 		}
 		if bits := rsaBits(s.pub); bits < minRSABitsVerify {
