@@ -48,8 +48,8 @@ func TestAuditRecordsAndFlags(t *testing.T) {
 	for _, r := range recs {
 		byCommit[r.Commit] = r
 	}
-	if len(recs) != 5 { // bootstrap, 1.4.1, 1.4.2 (by hand), shipbot's rollback, the liar
-		t.Errorf("%d records, want 5: %+v", len(recs), recs)
+	if len(recs) != 6 { // bootstrap (prod and staging), 1.4.1, 1.4.2 (by hand), shipbot's rollback, the liar
+		t.Errorf("%d records, want 6: %+v", len(recs), recs)
 	}
 	ours := byCommit[done.Commit]
 	if ours.Action != "rollback" || ours.From != "1.4.2" || ours.To != "1.4.1" || ours.RequestedBy != "alice" ||

@@ -151,6 +151,12 @@ func (c *committer) failAll(jobs []*job, err error) {
 // It refuses when the change is no longer the one the user confirmed.
 func (c *committer) build(ctx context.Context, tip *repo.Snapshot, j *job) (*repo.Snapshot, []plumbing.Hash, error) {
 	s, p, req := c.s, j.plan, j.plan.Request
+	if req.Action != ActionFreeze && req.Action != ActionUnfreeze {
+		// A freeze set (or a window begun) since the plan still blocks.
+		if err := s.checkFreeze(ctx, tip, p); err != nil {
+			return nil, nil, err
+		}
+	}
 	if tip.Hash().String() != p.Base {
 		again := *p
 		if err := s.compute(ctx, tip, &again); err != nil {

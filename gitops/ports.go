@@ -2,6 +2,8 @@ package gitops
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -52,6 +54,27 @@ type Review struct {
 type JustificationRule struct {
 	Required bool
 	Kinds    []string // accepted kinds, e.g. "pagerduty-incident", "jira-issue"; empty = any
+}
+
+// check refuses a justification the rule does not accept.
+func (r JustificationRule) check(req Request, j Justification) error {
+	if !r.Required {
+		return nil
+	}
+	if j.Text == "" {
+		return Userf("%s of %s in %s needs a justification: add --why with %s", req.Action, req.App, req.Env, kindsText(r.Kinds))
+	}
+	if len(r.Kinds) > 0 && !slices.Contains(r.Kinds, j.Kind) {
+		return Userf("%s of %s in %s needs a justification of kind %s; %q is a %s", req.Action, req.App, req.Env, strings.Join(r.Kinds, " or "), j.Text, j.Kind)
+	}
+	return nil
+}
+
+func kindsText(kinds []string) string {
+	if len(kinds) == 0 {
+		return "a reason"
+	}
+	return strings.Join(kinds, " or ")
 }
 
 // Authorizer decides who may do what, where. Implementations deny by default.

@@ -48,6 +48,13 @@ type ServiceOptions struct {
 	ConfirmTimeout time.Duration
 	// HistoryLimit is the default length of `history` (default 10).
 	HistoryLimit int
+	// FreezeWindows are recurring freezes from the configuration.
+	FreezeWindows []FreezeWindow
+	// FreezeBlocks are the actions a `freeze ENV` blocks (default: promote).
+	FreezeBlocks []Action
+	// Tracer writes what shipbot did onto the justification's ticket or
+	// incident; nil: no traces.
+	Tracer Tracer
 }
 
 // Validate fills defaults and checks that the required parts are there.
@@ -83,6 +90,9 @@ func (o *ServiceOptions) Validate() error {
 	}
 	if o.HistoryLimit <= 0 {
 		o.HistoryLimit = 10
+	}
+	if o.FreezeBlocks == nil {
+		o.FreezeBlocks = []Action{ActionPromote}
 	}
 	return nil
 }
@@ -144,6 +154,12 @@ type Plan struct {
 	Diff          string
 	Summary       string
 	Base          string // commit the plan was computed on
+	// BreakGlass says which freeze the change overrides ("" = none).
+	BreakGlass string
+	// Freeze is the freeze a `freeze` request sets.
+	Freeze Freeze
+	// Review is what the policy requires before the change may merge.
+	Review Review
 }
 
 // NewRequestID derives a request id from what identifies a chat message, so
@@ -168,7 +184,7 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, req Request) Res
 		return s.status(ctx, log, req)
 	case ActionHistory:
 		return s.history(ctx, log, req)
-	case ActionRollback, ActionRestart, ActionPromote:
+	case ActionRollback, ActionRestart, ActionPromote, ActionFreeze, ActionUnfreeze:
 		plan, resp := s.plan(ctx, log, req)
 		if plan == nil {
 			return resp
@@ -233,7 +249,15 @@ func userSafe(err error) string {
 
 // plan validates, authorizes and computes the change on the current tip.
 func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Plan, Response) {
-	t, env, err := s.o.Catalog.Target(req.App, req.Env)
+	var t Target
+	var env Environment
+	var err error
+	if req.Action == ActionFreeze || req.Action == ActionUnfreeze {
+		req.App = "*" // a freeze covers every app of the environment
+		env, err = s.o.Catalog.Env(req.Env)
+	} else {
+		t, env, err = s.o.Catalog.Target(req.App, req.Env)
+	}
 	if err != nil {
 		return nil, s.rejected(log, req, err)
 	}
@@ -251,18 +275,22 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 			return nil, s.rejected(log, req, Userf("%s", msg))
 		}
 	}
-	if _, resp := s.authorize(ctx, log, req, env, req.Action); resp != nil {
+	decision, resp := s.authorize(ctx, log, req, env, req.Action)
+	if resp != nil {
 		return nil, *resp
 	}
 	just, err := s.o.Justifier.Justify(ctx, req, env)
 	if err != nil {
 		return nil, s.rejected(log, req, err)
 	}
+	if err := decision.Justification.check(req, just); err != nil {
+		return nil, s.rejected(log, req, err)
+	}
 	snap, err := s.o.Repo.Fetch(ctx)
 	if err != nil {
 		return nil, s.failed(log, req, err)
 	}
-	p := &Plan{Request: req, Target: t, Environment: env, Justification: just}
+	p := &Plan{Request: req, Target: t, Environment: env, Justification: just, Review: decision.Review}
 	if req.Action == ActionRestart {
 		p.Restart = s.o.Now().UTC().Format(time.RFC3339)
 	}
@@ -287,6 +315,18 @@ func (s *Service) path(app string) []string {
 func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) error {
 	req, t := p.Request, p.Target
 	var err error
+	switch req.Action {
+	case ActionFreeze, ActionUnfreeze:
+		if err := s.computeFreeze(snap, p); err != nil {
+			return err
+		}
+		p.Diff = edit.Diff(p.Changes)
+		p.Base = snap.Hash().String()
+		return nil
+	}
+	if err := s.checkFreeze(ctx, snap, p); err != nil {
+		return err
+	}
 	switch req.Action {
 	case ActionRestart:
 		p.From, _ = edit.CurrentRestart(snap, t.Location)
@@ -395,7 +435,7 @@ func userMessage(err error) string {
 }
 
 func (s *Service) done(log *slog.Logger, p *Plan, commit string, attempts int) Response {
-	text, err := templates.DoneReply(templates.Done{RequestID: p.Request.ID, Summary: p.Summary, Commit: commit, Branch: s.o.Repo.Branch(), Attempts: attempts})
+	text, err := templates.DoneReply(templates.Done{RequestID: p.Request.ID, Summary: p.Summary, Commit: commit, Branch: s.o.Repo.Branch(), Attempts: attempts, BreakGlass: p.BreakGlass})
 	if err != nil {
 		// The commit stands; say so even though the template failed.
 		log.Error("render reply", "err", err)
@@ -411,9 +451,11 @@ func (s *Service) message(p *Plan, author Person) (string, error) {
 	tr := []templates.Trailer{
 		{Key: TrailerRequest, Value: req.ID},
 		{Key: TrailerAction, Value: string(req.Action)},
-		{Key: TrailerApp, Value: req.App},
-		{Key: TrailerEnv, Value: req.Env},
 	}
+	if req.App != "*" {
+		tr = append(tr, templates.Trailer{Key: TrailerApp, Value: req.App})
+	}
+	tr = append(tr, templates.Trailer{Key: TrailerEnv, Value: req.Env})
 	if p.From != "" {
 		tr = append(tr, templates.Trailer{Key: TrailerFrom, Value: p.From})
 	}
@@ -424,6 +466,12 @@ func (s *Service) message(p *Plan, author Person) (string, error) {
 	if p.Justification.Text != "" {
 		tr = append(tr, templates.Trailer{Key: TrailerJustification, Value: p.Justification.Text})
 	}
+	if c := p.Justification.Checked; c != nil {
+		tr = append(tr, templates.Trailer{Key: TrailerJustificationChecked, Value: fmt.Sprintf("%s %s %s", c.Source, c.State, c.At.UTC().Format(time.RFC3339))})
+	}
+	if p.BreakGlass != "" {
+		tr = append(tr, templates.Trailer{Key: TrailerBreakGlass, Value: p.BreakGlass})
+	}
 	if req.Channel != "" {
 		tr = append(tr, templates.Trailer{Key: TrailerChannel, Value: req.Channel})
 	}
@@ -433,7 +481,7 @@ func (s *Service) message(p *Plan, author Person) (string, error) {
 	return templates.CommitMessage(templates.Commit{
 		Action: string(req.Action), App: req.App, Env: req.Env, FromEnv: req.FromEnv,
 		From: p.From, To: p.To, RequestedBy: OneLine(author.Name), Channel: OneLine(req.Channel),
-		Reason: OneLine(p.Justification.Text), Trailers: tr,
+		Reason: OneLine(p.Justification.Text), BreakGlass: OneLine(p.BreakGlass), Trailers: tr,
 	})
 }
 

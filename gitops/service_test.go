@@ -48,9 +48,10 @@ func overlay(tag string) string {
 
 // fixture is a seeded environment repo served over smart HTTP, and a service on it.
 type fixture struct {
-	bare string
-	svc  *gitops.Service
-	deny map[string]bool // users the fake policy denies
+	bare       string
+	svc        *gitops.Service
+	deny       map[string]bool        // users the fake policy denies
+	denyAction map[gitops.Action]bool // actions the fake policy denies to everyone
 }
 
 func newFixture(t *testing.T, apps int) *fixture {
@@ -61,6 +62,7 @@ func newFixture(t *testing.T, apps int) *fixture {
 		files[fmt.Sprintf("apps/app%d/overlays/prod/kustomization.yaml", i)] = overlay("1.0.0")
 	}
 	files["apps/checkout/overlays/prod/kustomization.yaml"] = overlay("1.4.0")
+	files["apps/checkout/overlays/staging/kustomization.yaml"] = overlay("1.5.0")
 	gittest.Seed(t, bare, files, "bootstrap")
 	gittest.Seed(t, bare, map[string]string{"apps/checkout/overlays/prod/kustomization.yaml": overlay("1.4.1")}, "deploy 1.4.1")
 	gittest.Seed(t, bare, map[string]string{"apps/checkout/overlays/prod/kustomization.yaml": overlay("1.4.2")}, "deploy 1.4.2")
@@ -80,6 +82,9 @@ func newFixture(t *testing.T, apps int) *fixture {
 		}}}
 	}
 	add("checkout")
+	cat.Apps["checkout"]["staging"] = gitops.Target{App: "checkout", Env: "staging", Location: edit.Location{
+		Layout: edit.LayoutKustomize, Path: "apps/checkout/overlays/staging", Image: "registry.example.com/checkout",
+	}}
 	for i := range apps {
 		add(fmt.Sprintf("app%d", i))
 	}
@@ -87,7 +92,7 @@ func newFixture(t *testing.T, apps int) *fixture {
 	f.svc, err = gitops.NewService(gitops.ServiceOptions{
 		Catalog: cat, Repo: r,
 		Authorizer: &FakeAuthorizer{AuthorizeFunc: func(q gitops.AuthzQuery) gitops.Decision {
-			if f.deny[q.Subject.User] {
+			if f.deny[q.Subject.User] || f.denyAction[q.Action] {
 				return gitops.Decision{Reason: "no rule lets " + q.Subject.User + " " + string(q.Action)}
 			}
 			return gitops.Decision{Allowed: true, Rule: "p, *"}

@@ -22,11 +22,16 @@ const (
 	ActionStatus   Action = "status"
 	ActionHistory  Action = "history"
 	ActionHelp     Action = "help"
+	ActionFreeze   Action = "freeze"
+	ActionUnfreeze Action = "unfreeze"
+	// ActionBreakGlass is not a command: the policy action a user needs to
+	// override a freeze (with --break-glass and a justification).
+	ActionBreakGlass Action = "breakglass"
 )
 
 // Writes reports whether the action changes the environment repo.
 func (a Action) Writes() bool {
-	return a == ActionRollback || a == ActionRestart || a == ActionPromote
+	return a == ActionRollback || a == ActionRestart || a == ActionPromote || a == ActionFreeze || a == ActionUnfreeze
 }
 
 // Layout is how an app's manifests are laid out for one environment.
@@ -49,6 +54,12 @@ type Request struct {
 	Tag     string // rollback only: explicit target tag ("" = previous deploy)
 	Why     string // justification text as typed
 	Limit   int    // history only: how many entries (0 = default)
+	// Until is when a freeze ends, as typed (freeze only; "" = until unfreeze):
+	// a date, a date and time, RFC 3339, or a duration like 4h or 2d.
+	Until string
+	// BreakGlass asks to override a freeze (needs the breakglass permission
+	// and a justification; recorded loudly).
+	BreakGlass bool
 
 	User    string // chat identity of the requester (policy subject)
 	Channel string // chat channel the request came from

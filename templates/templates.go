@@ -64,6 +64,7 @@ type Commit struct {
 	RequestedBy string // display name of the requester
 	Channel     string
 	Reason      string // one line, already normalised
+	BreakGlass  string // the freeze this change overrides, if any
 	Trailers    []Trailer
 }
 
@@ -91,6 +92,8 @@ type Done struct {
 	Commit    string // full hash
 	Branch    string
 	Attempts  int
+	// BreakGlass names the freeze the change overrode, said loudly.
+	BreakGlass string
 }
 
 // DoneReply renders the result of a landed change.

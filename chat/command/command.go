@@ -22,6 +22,7 @@ package command
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -68,13 +69,22 @@ func Parse(line string) (gitops.Request, error) {
 	// tag or name rather than as an unknown flag.
 	var args []string
 	var unknown []string
-	wantHelp := false
+	wantHelp, breakGlass := false, false
+	until, wantUntil := "", false
 	for i, w := range lx.words {
 		switch {
-		case !w.flag || i > 0 && !lx.words[i-1].flag && keyword(lx.words[i-1].text, "to"):
+		case wantUntil:
+			until, wantUntil = w.text, false
+		case !w.flag || i > 0 && !lx.words[i-1].flag && (keyword(lx.words[i-1].text, "to") || keyword(lx.words[i-1].text, "until")):
 			args = append(args, w.text)
 		case keyword(w.text, "--help") || keyword(w.text, "-h"):
 			wantHelp = true
+		case keyword(w.text, "--break-glass"):
+			breakGlass = true
+		case keyword(w.text, "--until"):
+			wantUntil = true
+		case len(w.text) > 8 && keyword(w.text[:8], "--until="):
+			until = w.text[8:]
 		default:
 			unknown = append(unknown, w.text)
 		}
@@ -98,19 +108,42 @@ func Parse(line string) (gitops.Request, error) {
 		return gitops.Request{}, unknownCommand(args[0])
 	}
 	if len(unknown) > 0 {
-		return gitops.Request{}, usageErr(action, fmt.Sprintf("unknown flag %s; the only flags are --why TEXT and --help", quote(unknown[0])))
+		return gitops.Request{}, usageErr(action, fmt.Sprintf("unknown flag %s; the flags are --why TEXT, --break-glass (rollback, restart, promote), --until WHEN (freeze) and --help", quote(unknown[0])))
+	}
+	if wantUntil {
+		return gitops.Request{}, usageErr(action, "--until needs a time after it, e.g. --until 2026-11-28T08:00 or --until 4h")
+	}
+	if breakGlass && action != gitops.ActionRollback && action != gitops.ActionRestart && action != gitops.ActionPromote {
+		return gitops.Request{}, usageErr(action, "--break-glass only applies to rollback, restart and promote")
 	}
 	if wantHelp {
 		return gitops.Request{Action: gitops.ActionHelp, App: string(action)}, nil
 	}
 
-	req := gitops.Request{Action: action}
+	req := gitops.Request{Action: action, BreakGlass: breakGlass}
 	if lx.hasWhy {
-		why, err := cleanWhy(lx.why)
+		raw := lx.why
+		if action == gitops.ActionFreeze && until == "" {
+			// `freeze prod --why release week --until 2026-11-28`: --why takes
+			// the rest of the line, so a trailing --until is split off it.
+			if i := strings.LastIndex(raw, " --until "); i >= 0 && len(strings.Fields(raw[i+9:])) == 1 {
+				raw, until = raw[:i], strings.TrimSpace(raw[i+9:])
+			}
+		}
+		why, err := cleanWhy(raw)
 		if err != nil {
 			return gitops.Request{}, usageErr(action, err.Error())
 		}
 		req.Why = why
+	}
+	if until != "" {
+		if action != gitops.ActionFreeze {
+			return gitops.Request{}, usageErr(action, "--until only applies to freeze")
+		}
+		if !validUntil(until) {
+			return gitops.Request{}, usageErr(action, fmt.Sprintf("%s is not a time: write a date (2026-11-28), a date and time (2026-11-28T08:00, in UTC, or RFC 3339 with an offset), or a duration (30m, 4h, 2d)", quote(until)))
+		}
+		req.Until = until
 	}
 
 	p := &argParser{action: action, args: args[1:]}
@@ -127,6 +160,10 @@ func Parse(line string) (gitops.Request, error) {
 		err = p.history(&req)
 	case gitops.ActionHelp:
 		err = p.help(&req)
+	case gitops.ActionFreeze:
+		err = p.freeze(&req)
+	case gitops.ActionUnfreeze:
+		err = p.unfreeze(&req)
 	}
 	if err != nil {
 		return gitops.Request{}, err
@@ -306,6 +343,54 @@ func (p *argParser) history(req *gitops.Request) error {
 	}
 	return nil
 }
+
+func (p *argParser) freeze(req *gitops.Request) error {
+	if err := p.need("ENV"); err != nil {
+		return err
+	}
+	if len(p.args) > 1 {
+		if !keyword(p.args[1], "until") {
+			return p.fail("unexpected argument %s", quote(p.args[1]))
+		}
+		if len(p.args) == 2 {
+			return p.fail(`missing WHEN after "until"`)
+		}
+		if err := p.atMost(3); err != nil {
+			return err
+		}
+		if !validUntil(p.args[2]) {
+			return p.fail("%s is not a time: write a date (2026-11-28), a date and time (2026-11-28T08:00), or a duration (30m, 4h, 2d)", quote(p.args[2]))
+		}
+		req.Until = p.args[2]
+	}
+	if err := p.name("environment", p.args[0]); err != nil {
+		return err
+	}
+	if req.Why == "" {
+		return p.fail("a freeze needs a reason: --why TEXT")
+	}
+	req.Env = p.args[0]
+	return nil
+}
+
+func (p *argParser) unfreeze(req *gitops.Request) error {
+	if err := p.need("ENV"); err != nil {
+		return err
+	}
+	if err := p.atMost(1); err != nil {
+		return err
+	}
+	if err := p.name("environment", p.args[0]); err != nil {
+		return err
+	}
+	req.Env = p.args[0]
+	return nil
+}
+
+// untilForm is what --until / until accepts; the core interprets it.
+var untilForm = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?)?|\d{1,4}[mhd])$`)
+
+func validUntil(s string) bool { return untilForm.MatchString(s) }
 
 func (p *argParser) help(req *gitops.Request) error {
 	if err := p.atMost(1); err != nil {

@@ -28,7 +28,7 @@ var (
 	usageStatus   = "Usage: " + usages[status]
 	usageHistory  = "Usage: " + usages[history]
 	usageHelp     = "Usage: " + usages[help]
-	allCommands   = "rollback, restart, promote, status, history, help"
+	allCommands   = "rollback, restart, promote, status, history, freeze, unfreeze, help"
 )
 
 type parseTest struct {
@@ -290,6 +290,27 @@ var parseTests = []parseTest{
 	{name: "line over 4 KiB", line: "rollback checkout prod --why " + strings.Repeat("x", 4068),
 		errHas: []string{"4097 bytes", "4 KiB", "--why"}},
 	{name: "invalid UTF-8", line: "status check\xffout", errHas: []string{"UTF-8"}},
+
+	// freeze, unfreeze, break-glass
+	{name: "freeze", line: "freeze prod --why release week",
+		want: R{Action: gitops.ActionFreeze, Env: "prod", Why: "release week"}},
+	{name: "freeze until keyword", line: "freeze prod until 2026-11-28T08:00 --why release week",
+		want: R{Action: gitops.ActionFreeze, Env: "prod", Until: "2026-11-28T08:00", Why: "release week"}},
+	{name: "freeze --until before why", line: "freeze prod --until 4h --why incident",
+		want: R{Action: gitops.ActionFreeze, Env: "prod", Until: "4h", Why: "incident"}},
+	{name: "freeze --until after why", line: "freeze prod --why release week --until 2026-11-28",
+		want: R{Action: gitops.ActionFreeze, Env: "prod", Until: "2026-11-28", Why: "release week"}},
+	{name: "freeze --until= form", line: "freeze prod --until=2d --why x",
+		want: R{Action: gitops.ActionFreeze, Env: "prod", Until: "2d", Why: "x"}},
+	{name: "freeze needs why", line: "freeze prod", errHas: []string{"needs a reason", "freeze ENV"}},
+	{name: "freeze bad until", line: "freeze prod until friday --why x", errHas: []string{`"friday" is not a time`}},
+	{name: "freeze --until without value", line: "freeze prod --until", errHas: []string{"--until needs a time"}},
+	{name: "until on rollback", line: "rollback checkout prod --until 4h --why x", errHas: []string{"--until only applies to freeze"}},
+	{name: "unfreeze", line: "unfreeze prod", want: R{Action: gitops.ActionUnfreeze, Env: "prod"}},
+	{name: "unfreeze extra", line: "unfreeze prod now", errHas: []string{`unexpected argument "now"`}},
+	{name: "promote break glass", line: "promote checkout staging to prod --break-glass --why OPS-9",
+		want: R{Action: gitops.ActionPromote, App: "checkout", FromEnv: "staging", Env: "prod", BreakGlass: true, Why: "OPS-9"}},
+	{name: "break glass on status", line: "status checkout --break-glass", errHas: []string{"--break-glass only applies"}},
 }
 
 func TestParse(t *testing.T) {

@@ -146,6 +146,16 @@ func render(req gitops.Request) (string, bool) {
 		if req.App != "" {
 			words = append(words, req.App)
 		}
+	case gitops.ActionFreeze:
+		words = append(words, req.Env)
+		if req.Until != "" {
+			words = append(words, "until", req.Until)
+		}
+	case gitops.ActionUnfreeze:
+		words = append(words, req.Env)
+	}
+	if req.BreakGlass {
+		words = append(words, "--break-glass")
 	}
 	if w := req.Why; w != "" {
 		if n := len(w); n >= 2 && (w[0] == '"' || w[0] == '\'') && w[n-1] == w[0] {

@@ -14,6 +14,8 @@ var commands = []gitops.Action{
 	gitops.ActionPromote,
 	gitops.ActionStatus,
 	gitops.ActionHistory,
+	gitops.ActionFreeze,
+	gitops.ActionUnfreeze,
 	gitops.ActionHelp,
 }
 
@@ -23,6 +25,8 @@ var usages = map[gitops.Action]string{
 	gitops.ActionPromote:  "promote APP FROM to TO --why TEXT",
 	gitops.ActionStatus:   "status APP",
 	gitops.ActionHistory:  "history APP ENV [N]",
+	gitops.ActionFreeze:   "freeze ENV [until WHEN] --why TEXT",
+	gitops.ActionUnfreeze: "unfreeze ENV [--why TEXT]",
 	gitops.ActionHelp:     "help [COMMAND]",
 }
 
@@ -32,6 +36,8 @@ var descriptions = map[gitops.Action]string{
 	gitops.ActionPromote:  "deploy the image running in FROM to TO",
 	gitops.ActionStatus:   "show which tag of APP runs in each environment",
 	gitops.ActionHistory:  "show the last N deploys of APP in ENV (N from 1 to 100)",
+	gitops.ActionFreeze:   "block promotions to ENV (WHEN: 2026-11-28, 2026-11-28T08:00, 4h, 2d)",
+	gitops.ActionUnfreeze: "lift a freeze of ENV",
 	gitops.ActionHelp:     "show this help, or the usage of one command",
 }
 
