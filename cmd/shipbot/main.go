@@ -245,6 +245,8 @@ func NewMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		Directory:      local.Directory{Domain: cfg.EmailDomain},
 		Committer:      cfg.Committer,
 		Signer:         signerOrNil(signer),
+		FreezeWindows:  cfg.FreezeWindows,
+		FreezeBlocks:   cfg.FreezeBlocks,
 		Logger:         log,
 		ConfirmTimeout: cfg.ConfirmTimeout,
 	})

@@ -56,6 +56,18 @@ type File struct {
 			OpenPGPKeys    []string `yaml:"openpgpKeys"`    // armored public keys
 		} `yaml:"trusted"`
 	} `yaml:"signing"`
+	Freezes struct {
+		// Blocks: the actions a `freeze ENV` blocks (default [promote]).
+		Blocks  []string `yaml:"blocks"`
+		Windows []struct {
+			Name     string   `yaml:"name"`
+			Envs     []string `yaml:"envs"`
+			Actions  []string `yaml:"actions"`
+			Timezone string   `yaml:"timezone"`
+			From     string   `yaml:"from"`
+			To       string   `yaml:"to"`
+		} `yaml:"windows"`
+	} `yaml:"freezes"`
 	Environments []struct {
 		Name      string `yaml:"name"`
 		Cluster   string `yaml:"cluster"`
@@ -94,6 +106,8 @@ type Config struct {
 	ConfirmTimeout time.Duration
 	Channel        string
 	Signing        Signing
+	FreezeBlocks   []gitops.Action
+	FreezeWindows  []gitops.FreezeWindow
 	Catalog        *gitops.Catalog
 }
 
@@ -345,6 +359,8 @@ func (v *validator) check(file string, f *File) *Config {
 		cfg.Catalog.Envs = append(cfg.Catalog.Envs, gitops.Environment{Name: e.Name, Cluster: cluster, Protected: e.Protected})
 	}
 
+	v.freezes(f, cfg, envs)
+
 	if len(f.Apps) == 0 {
 		v.addf("apps", "required: at least one app with its path per environment")
 	}
@@ -382,6 +398,52 @@ func (v *validator) check(file string, f *File) *Config {
 		cfg.Catalog.Apps[name] = targets
 	}
 	return cfg
+}
+
+// blockable are the actions a freeze may block.
+var blockable = map[string]bool{"rollback": true, "restart": true, "promote": true}
+
+func (v *validator) freezes(f *File, cfg *Config, envs map[string]bool) {
+	for i, a := range f.Freezes.Blocks {
+		if !blockable[a] {
+			v.addf(fmt.Sprintf("freezes.blocks[%d]", i), "%q: a freeze can block rollback, restart or promote", a)
+		}
+		cfg.FreezeBlocks = append(cfg.FreezeBlocks, gitops.Action(a))
+	}
+	for i, w := range f.Freezes.Windows {
+		p := fmt.Sprintf("freezes.windows[%d]", i)
+		fw := gitops.FreezeWindow{Name: w.Name}
+		if w.Name == "" {
+			v.addf(p+".name", "required: a name people will see in replies, e.g. weekend")
+		}
+		if len(w.Envs) == 0 {
+			v.addf(p+".envs", "required: the environments it freezes, e.g. [prod]")
+		}
+		for j, e := range w.Envs {
+			if !envs[e] {
+				v.addf(fmt.Sprintf("%s.envs[%d]", p, j), "unknown environment %q", e)
+			}
+		}
+		fw.Envs = w.Envs
+		for j, a := range w.Actions {
+			if !blockable[a] {
+				v.addf(fmt.Sprintf("%s.actions[%d]", p, j), "%q: a freeze can block rollback, restart or promote", a)
+			}
+			fw.Actions = append(fw.Actions, gitops.Action(a))
+		}
+		loc, err := time.LoadLocation(w.Timezone)
+		if w.Timezone == "" || err != nil {
+			v.addf(p+".timezone", "%q: a time zone name such as Europe/Berlin or UTC", w.Timezone)
+		}
+		fw.Location = loc
+		if fw.From, err = gitops.ParseWeekTime(w.From); err != nil {
+			v.addf(p+".from", "%v", err)
+		}
+		if fw.To, err = gitops.ParseWeekTime(w.To); err != nil {
+			v.addf(p+".to", "%v", err)
+		}
+		cfg.FreezeWindows = append(cfg.FreezeWindows, fw)
+	}
 }
 
 // fields checks the keys written at one level (the app, or one of its

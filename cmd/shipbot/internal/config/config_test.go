@@ -179,3 +179,34 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("example parsed as %+v", cfg.Catalog)
 	}
 }
+
+func TestFreezeWindows(t *testing.T) {
+	cfg, err := Parse("/x/shipbot.yaml", []byte(good+`
+freezes:
+  blocks: [promote, restart]
+  windows:
+    - {name: weekend, envs: [prod], timezone: Europe/Berlin, from: "Fri 16:00", to: "Mon 08:00"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.FreezeWindows) != 1 || cfg.FreezeWindows[0].From.String() != "Fri 16:00" || cfg.FreezeWindows[0].Location.String() != "Europe/Berlin" {
+		t.Errorf("windows = %+v", cfg.FreezeWindows)
+	}
+	if len(cfg.FreezeBlocks) != 2 {
+		t.Errorf("blocks = %v", cfg.FreezeBlocks)
+	}
+	_, err = Parse("/x/shipbot.yaml", []byte(good+`
+freezes:
+  blocks: [deploy]
+  windows:
+    - {envs: [qa], timezone: Mars/Olympus, from: "Friday", to: "Mon 25:00", actions: [status]}
+`))
+	for _, want := range []string{`freezes.blocks[0] (line 30): "deploy"`, "freezes.windows[0].name", `freezes.windows[0].envs[0] (line 32): unknown environment "qa"`,
+		`freezes.windows[0].timezone (line 32): "Mars/Olympus"`, `freezes.windows[0].from (line 32): "Friday" is not a time of the week`, `freezes.windows[0].to (line 32): "Mon 25:00" is not a time of day`,
+		`freezes.windows[0].actions[0] (line 32): "status"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}
