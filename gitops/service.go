@@ -279,9 +279,13 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 	if resp != nil {
 		return nil, *resp
 	}
-	just, err := s.o.Justifier.Justify(ctx, req, env)
-	if err != nil {
-		return nil, s.rejected(log, req, err)
+	// A freeze's reason is free text; changes of apps are justified by the
+	// justifier (incident or ticket in protected environments).
+	just := Justification{Text: OneLine(req.Why), Kind: "text"}
+	if req.Action != ActionFreeze && req.Action != ActionUnfreeze {
+		if just, err = s.o.Justifier.Justify(ctx, req, env); err != nil {
+			return nil, s.rejected(log, req, err)
+		}
 	}
 	if err := decision.Justification.check(req, just); err != nil {
 		return nil, s.rejected(log, req, err)
