@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,9 +132,19 @@ func (c *committer) write(batch []*job) {
 			c.failAll(built, err)
 			return
 		}
+		// Traces on the tickets run side by side; each reply waits for its
+		// own, so it can say whether the note was written.
+		var wg sync.WaitGroup
 		for _, j := range built {
-			j.done <- s.done(j.log, j.plan, j.commit.String(), attempt)
+			wg.Go(func() {
+				resp := s.done(j.log, j.plan, j.commit.String(), attempt)
+				if note := s.trace(j, resp.Commit); note != "" {
+					resp.Text = strings.TrimRight(resp.Text, "\n") + "\n" + note
+				}
+				j.done <- resp
+			})
 		}
+		wg.Wait()
 		return
 	}
 	if len(pending) > 0 {
@@ -145,6 +156,27 @@ func (c *committer) failAll(jobs []*job, err error) {
 	for _, j := range jobs {
 		j.done <- c.s.failed(j.log, j.plan.Request, err)
 	}
+}
+
+// traceTimeout bounds writing a trace to a ticket or incident.
+const traceTimeout = 15 * time.Second
+
+// trace notes what shipbot did on the justification's incident or ticket. A
+// failure is logged and reported in the reply; it never undoes the change.
+func (s *Service) trace(j *job, commit string) string {
+	just := j.plan.Justification
+	if s.o.Tracer == nil || just.Ref == "" || just.Kind == "" || just.Kind == "text" {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), traceTimeout)
+	defer cancel()
+	err := s.o.Tracer.Trace(ctx, just, TraceEvent{Request: j.plan.Request, Summary: j.plan.Summary, Commit: commit, Outcome: OutcomeCommitted})
+	if err != nil {
+		j.log.Warn("trace on the justification failed; the change stands", "ref", just.Ref, "err", err)
+		return fmt.Sprintf("(could not note this on %s: %s. The change stands.)", just.Ref, userMessage(err))
+	}
+	j.log.Info("trace written", "ref", just.Ref)
+	return fmt.Sprintf("Noted on %s.", just.Ref)
 }
 
 // build re-plans j on tip (never a blind rebase) and commits it on top.

@@ -56,6 +56,12 @@ type fixture struct {
 
 func newFixture(t *testing.T, apps int) *fixture {
 	t.Helper()
+	return newFixtureWith(t, apps, nil)
+}
+
+// newFixtureWith lets a test change the service options before it starts.
+func newFixtureWith(t *testing.T, apps int, opts func(*gitops.ServiceOptions)) *fixture {
+	t.Helper()
 	bare := gittest.InitBare(t)
 	files := map[string]string{"README.md": "env\n"}
 	for i := range apps {
@@ -89,7 +95,7 @@ func newFixture(t *testing.T, apps int) *fixture {
 		add(fmt.Sprintf("app%d", i))
 	}
 	f := &fixture{bare: bare, deny: map[string]bool{"mallory": true}}
-	f.svc, err = gitops.NewService(gitops.ServiceOptions{
+	o := gitops.ServiceOptions{
 		Catalog: cat, Repo: r,
 		Authorizer: &FakeAuthorizer{AuthorizeFunc: func(q gitops.AuthzQuery) gitops.Decision {
 			if f.deny[q.Subject.User] || f.denyAction[q.Action] {
@@ -100,7 +106,11 @@ func newFixture(t *testing.T, apps int) *fixture {
 		Justifier: FakeJustifier{}, Directory: directory{},
 		Committer: gitops.Person{Name: "shipbot", Email: "shipbot@example.com"},
 		Now:       func() time.Time { return time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC) },
-	})
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	f.svc, err = gitops.NewService(o)
 	if err != nil {
 		t.Fatal(err)
 	}
