@@ -55,6 +55,11 @@ type ServiceOptions struct {
 	// Tracer writes what shipbot did onto the justification's ticket or
 	// incident; nil: no traces.
 	Tracer Tracer
+	// Watcher follows a landed change through the GitOps controller (Argo
+	// CD); nil: shipbot reports the commit only.
+	Watcher SyncWatcher
+	// WatchTimeout bounds a watch (default 5m).
+	WatchTimeout time.Duration
 }
 
 // Validate fills defaults and checks that the required parts are there.
@@ -90,6 +95,9 @@ func (o *ServiceOptions) Validate() error {
 	}
 	if o.HistoryLimit <= 0 {
 		o.HistoryLimit = 10
+	}
+	if o.WatchTimeout <= 0 {
+		o.WatchTimeout = 5 * time.Minute
 	}
 	if o.FreezeBlocks == nil {
 		o.FreezeBlocks = []Action{ActionPromote}
@@ -131,6 +139,9 @@ const (
 	OutcomeCommitted Outcome = "committed" // the change landed
 	OutcomeCancelled Outcome = "cancelled" // the requester said no, or time ran out
 	OutcomeFailed    Outcome = "failed"    // shipbot failed; the remote is unchanged
+	OutcomeHealthy   Outcome = "healthy"   // the change is live: Synced and Healthy at our commit
+	OutcomeDegraded  Outcome = "degraded"  // the change is live and unhealthy, or its sync failed
+	OutcomeUnwatched Outcome = "unwatched" // the watch failed or timed out; the commit stands
 )
 
 // Response is the result of handling a request: the reply to show and, when

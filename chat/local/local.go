@@ -30,6 +30,15 @@ type Handler interface {
 
 var _ Handler = (*gitops.Service)(nil)
 
+// watcher is the optional part of a Handler that follows a landed change
+// through the GitOps controller and reports progress.
+type watcher interface {
+	Watches() bool
+	Watch(ctx context.Context, p *gitops.Plan, commit string, progress func(string)) gitops.Response
+}
+
+var _ watcher = (*gitops.Service)(nil)
+
 // Options configure a chat session.
 type Options struct {
 	User        string
@@ -226,7 +235,11 @@ func (c *Chat) line(ctx context.Context, line string) {
 	case "yes", "y", "confirm":
 		if p := c.pending[c.o.User]; p != nil {
 			delete(c.pending, c.o.User)
-			c.say(c.h.Confirm(ctx, p.plan).Text)
+			resp := c.h.Confirm(ctx, p.plan)
+			c.say(resp.Text)
+			if w, ok := c.h.(watcher); ok && w.Watches() && resp.Outcome == gitops.OutcomeCommitted {
+				c.say(w.Watch(ctx, p.plan, resp.Commit, c.say).Text)
+			}
 		} else {
 			c.nothingToAnswer("confirm")
 		}
