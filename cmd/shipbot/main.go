@@ -233,6 +233,24 @@ func NewMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 	if err != nil {
 		return nil, err
 	}
+	var justifier gitops.Justifier = policy.PatternJustifier{}
+	var tracer gitops.Tracer
+	if cfg.Live != nil {
+		live := *cfg.Live
+		live.Logger = log
+		if err := live.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: justification: %w", cfgPath, err)
+		}
+		lj, err := policy.NewLiveJustifier(live)
+		if err != nil {
+			return nil, fmt.Errorf("%s: justification: %w", cfgPath, err)
+		}
+		tt, err := policy.NewTicketTracer(live)
+		if err != nil {
+			return nil, fmt.Errorf("%s: justification: %w", cfgPath, err)
+		}
+		justifier, tracer = lj, tt
+	}
 	r, err := repo.Open(ctx, repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir})
 	if err != nil {
 		return nil, err
@@ -241,7 +259,8 @@ func NewMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		Catalog:        cfg.Catalog,
 		Repo:           r,
 		Authorizer:     authz,
-		Justifier:      policy.PatternJustifier{},
+		Justifier:      justifier,
+		Tracer:         tracer,
 		Directory:      local.Directory{Domain: cfg.EmailDomain},
 		Committer:      cfg.Committer,
 		Signer:         signerOrNil(signer),

@@ -47,8 +47,10 @@ func TestScript(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"capture":  cmdCapture,
-			"unescape": cmdUnescape,
+			"capture":        cmdCapture,
+			"unescape":       cmdUnescape,
+			"pagerduty-fake": cmdPagerDutyFake,
+			"envsubst":       cmdEnvsubst,
 		},
 	})
 }

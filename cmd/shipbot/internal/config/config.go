@@ -18,6 +18,7 @@ import (
 
 	"github.com/shipbot/shipbot/gitops"
 	"github.com/shipbot/shipbot/gitops/edit"
+	"github.com/shipbot/shipbot/policy"
 )
 
 // File is the shape of shipbot.yaml.
@@ -56,7 +57,10 @@ type File struct {
 			OpenPGPKeys    []string `yaml:"openpgpKeys"`    // armored public keys
 		} `yaml:"trusted"`
 	} `yaml:"signing"`
-	Freezes struct {
+	// Justification: live checks of --why against PagerDuty, Jira and
+	// Opsgenie; absent: the reason's format is checked only.
+	Justification policy.LiveOptions `yaml:"justification"`
+	Freezes       struct {
 		// Blocks: the actions a `freeze ENV` blocks (default [promote]).
 		Blocks  []string `yaml:"blocks"`
 		Windows []struct {
@@ -108,7 +112,10 @@ type Config struct {
 	Signing        Signing
 	FreezeBlocks   []gitops.Action
 	FreezeWindows  []gitops.FreezeWindow
-	Catalog        *gitops.Catalog
+	// Live is set when any live justification check is configured; secret
+	// file paths are absolute.
+	Live    *policy.LiveOptions
+	Catalog *gitops.Catalog
 }
 
 // Signing says how shipbot signs its commits and which keys the audit trusts.
@@ -360,6 +367,18 @@ func (v *validator) check(file string, f *File) *Config {
 	}
 
 	v.freezes(f, cfg, envs)
+	if j := f.Justification; j.PagerDuty != nil || j.Jira != nil || j.Opsgenie != nil {
+		if j.PagerDuty != nil {
+			j.PagerDuty.TokenFile = abs(j.PagerDuty.TokenFile)
+		}
+		if j.Jira != nil {
+			j.Jira.TokenFile, j.Jira.EmailFile = abs(j.Jira.TokenFile), abs(j.Jira.EmailFile)
+		}
+		if j.Opsgenie != nil {
+			j.Opsgenie.KeyFile = abs(j.Opsgenie.KeyFile)
+		}
+		cfg.Live = &j
+	}
 
 	if len(f.Apps) == 0 {
 		v.addf("apps", "required: at least one app with its path per environment")
