@@ -175,6 +175,9 @@ func (s *Service) checkFreeze(ctx context.Context, f edit.Files, p *Plan) error 
 	if p.Justification.Text == "" {
 		return &UserError{Message: fmt.Sprintf("%s: breaking glass needs a justification (--why)", why), Err: ErrFrozen}
 	}
+	if err := d.Justification.check(req, p.Justification); err != nil {
+		return &UserError{Message: fmt.Sprintf("%s: breaking glass: %s", why, userMessage(err)), Err: ErrFrozen}
+	}
 	p.BreakGlass = why
 	return nil
 }

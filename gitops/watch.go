@@ -37,7 +37,9 @@ func (s *Service) Watch(ctx context.Context, p *Plan, commit string, progress fu
 	case err == nil && st.Sync == "Synced" && st.Health == "Healthy":
 		log.Info("change is live and healthy", "after", took)
 		return Response{Outcome: OutcomeHealthy, Commit: commit, Text: fmt.Sprintf("[%s] %s is Synced and Healthy (%s after the commit).", req.ID, what, took)}
-	case err == nil || errors.Is(err, ErrDegraded):
+	case errors.Is(err, ErrDegraded) || st.Health == "Degraded" || st.Phase == "Failed" || st.Phase == "Error" || (err == nil && st.Sync != ""):
+		// The controller says what is wrong: the watcher's own error kinds
+		// don't matter, the status does.
 		log.Warn("change is unhealthy", "sync", st.Sync, "health", st.Health, "message", st.Message)
 		text := fmt.Sprintf("[%s] %s is %s / %s after %s: %s", req.ID, what, orDash(st.Sync), orDash(st.Health), took, orDash(OneLine(st.Message)))
 		if back := s.rollbackOffer(p); back != "" {

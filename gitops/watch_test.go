@@ -71,3 +71,17 @@ func TestWatchOutcomes(t *testing.T) {
 		})
 	}
 }
+
+// A watcher's own error for a failed sync still gives the degraded reply,
+// with the controller's reason: the outcome follows the status.
+func TestWatchFailedSyncWithOwnError(t *testing.T) {
+	w := &FakeWatcher{Result: gitops.SyncStatus{Sync: "OutOfSync", Health: "Missing", Phase: "Failed", Message: "one or more objects failed to apply"}, Err: errors.New("argo: sync failed")}
+	f := newFixtureWith(t, 0, func(o *gitops.ServiceOptions) { o.Watcher = w })
+	ctx := context.Background()
+	resp := f.svc.Handle(ctx, rollback("alice", "checkout", "OPS-1"))
+	done := f.svc.Confirm(ctx, resp.Plan)
+	got := f.svc.Watch(ctx, resp.Plan, done.Commit, nil)
+	if got.Outcome != gitops.OutcomeDegraded || !strings.Contains(got.Text, "one or more objects failed to apply") || !strings.Contains(got.Text, "To roll back") {
+		t.Fatalf("%s: %s", got.Outcome, got.Text)
+	}
+}

@@ -3,9 +3,11 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -322,7 +324,7 @@ func TestNewEnforcerErrors(t *testing.T) {
 	}
 	badMatcherModel := filepath.Join(dir, "bad-matcher-model.conf")
 	if err := os.WriteFile(badMatcherModel, []byte(strings.Replace(DefaultModel,
-		"globMatch(r.obj, p.obj)", "nosuchFunc(r.obj, p.obj)", 1)), 0o600); err != nil {
+		"appMatch(r.obj, p.obj)", "nosuchFunc(r.obj, p.obj)", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -352,9 +354,10 @@ func TestNewEnforcerErrors(t *testing.T) {
 		want       string
 	}{
 		{"too few fields", "p, alice, prod, checkout, rollback", `p line has 4 fields after "p", want 5 (sub, dom, obj, act, chan)`},
-		{"too many fields", "p, alice, prod, checkout, rollback, *, deny", `has 6 fields after "p", want 5`},
+		{"too many fields", "p, alice, prod, checkout, rollback, *, deny, x", `p line has 7 fields after "p", want 5 (sub, dom, obj, act, chan) or 6 (sub, dom, obj, act, chan, allow|deny)`},
+		{"bad effect", "p, alice, prod, checkout, rollback, *, maybe", `field eft "maybe" must be allow or deny`},
 		{"role line without env", "g, alice, team-checkout", `g line has 2 fields after "g", want 3 (user, group, env)`},
-		{"unknown type", "x, alice, prod, checkout, rollback, *", `unknown rule type "x"`},
+		{"unknown type", "x, alice, prod, checkout, rollback, *", `unknown rule type "x" (want p, g, review or justify)`},
 		{"unknown numbered type", "p2, alice, prod, checkout, rollback, *", `unknown rule type "p2"`},
 		{"unterminated quote", `p, alice, "prod, checkout, rollback, *`, "malformed CSV"},
 		{"empty field", "p, alice, , checkout, rollback, *", "field dom is empty"},
@@ -363,20 +366,45 @@ func TestNewEnforcerErrors(t *testing.T) {
 		{"bad glob in role env", "g, alice, team, {prod", `field env "{prod" is not a valid glob`},
 		{"typo in action", "p, alice, prod, checkout, rolback, *", `action "rolback" matches no shipbot action`},
 		{"help rule", "p, alice, prod, checkout, help, *", "help is always allowed"},
-		{"pattern subject", "p, *, prod, checkout, status, *", "subjects are matched exactly"},
+		{"pattern subject", "p, team-*, prod, checkout, status, *", "subjects are matched exactly"},
 		{"pattern group", "g, alice, team-*, *", "users and groups are matched exactly"},
 		{"control character", "p, alice, prod, check\x00out, status, *", "control character"},
+		{"app with two slashes", "p, alice, prod, a/b/c, status, *", `field obj "a/b/c" has more than one '/'`},
+		{"app with empty namespace", "p, alice, prod, /checkout, status, *", `field obj "/checkout" has an empty side of '/'`},
+		{"freeze of one app", "p, alice, prod, checkout, freeze, *", `freeze applies to a whole environment (the request has no app), so write * as the app, not "checkout"`},
+		{"freeze pattern of one app", "p, alice, prod, checkout, \"{freeze,unfreeze}\", *", `never matches`},
+		{"g in itself", "g, sre, sre, *", `g line puts "sre" in itself`},
+		{"review too few fields", "review, *, prod, *, promote, 2", `review line has 5 fields after "review", want 6 (subject, env, app, action, approvals, group)`},
+		{"review bad count", "review, *, prod, *, promote, two, sre", `approvals "two" must be a whole number from 0 to 20`},
+		{"review negative count", "review, *, prod, *, promote, -1, sre", `approvals "-1" must be`},
+		{"review too many", "review, *, prod, *, promote, 21, sre", `approvals "21" must be`},
+		{"review padded count", "review, *, prod, *, promote, 02, sre", `approvals "02" must be`},
+		{"review zero with group", "review, *, prod, *, promote, 0, sre", "a review with 0 approvals has no approvers"},
+		{"review pattern group", "review, *, prod, *, promote, 2, s*", `group "s*" is a pattern`},
+		{"review pattern subject", "review, team-*, prod, *, promote, 2, sre", `subject "team-*" is a pattern`},
+		{"review unknown action", "review, *, prod, *, promot, 2, sre", `action "promot" matches no shipbot action`},
+		{"review group without members", "review, *, prod, *, promote, 2, sres", `review group "sres" has no members: no g line puts anyone in it`},
+		{"review shadowed", "review, *, prod, *, promote, 2, sre\nreview, *, prod, *, promote, 1, sre", "this review line never applies: "},
+		{"justify too many fields", "justify, prod, *, rollback, jira-issue, x", `justify line has 5 fields after "justify", want 4 (env, app, action, kinds)`},
+		{"justify unknown kind", "justify, prod, *, rollback, jira-isue", `unknown kind "jira-isue"`},
+		{"justify empty kind", "justify, prod, *, rollback, jira-issue|", `unknown kind ""`},
+		{"justify none combined", "justify, prod, *, rollback, none|jira-issue", "none stands alone"},
+		{"justify kind twice", "justify, prod, *, rollback, jira-issue|jira-issue", "jira-issue given twice"},
+		{"justify bad env glob", "justify, {prod, *, rollback, any", `field env "{prod" is not a valid glob`},
+		{"justify shadowed", "justify, prod, *, rollback, any\njustify, prod, *, rollback, none", "this justify line never applies: "},
 	}
 	for _, l := range lines {
-		// The bad line is line 3, after a comment and a good line.
+		// The bad line is line 3, after a comment and a good line (line 4
+		// when the case has two lines: the second one is bad).
 		p := writePolicy(t, "bad-"+strings.ReplaceAll(l.name, " ", "-")+".csv",
-			"# header\np, bob, *, *, *, *\n"+l.line+"\n")
+			"# header\ng, bob, sre, *\n"+l.line+"\n")
+		line := 3 + strings.Count(l.line, "\n")
 		tests = append(tests, struct {
 			name        string
 			model, pol  string
 			want        []string
 			notExisting bool
-		}{name: "policy " + l.name, pol: p, want: []string{p + ":3: ", l.want}})
+		}{name: "policy " + l.name, pol: p, want: []string{fmt.Sprintf("%s:%d: ", p, line), l.want}})
 	}
 
 	for _, tt := range tests {
@@ -433,5 +461,239 @@ func TestAuthorizeConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// v2Policy exercises policy v2: deny rules, anyone (*), channel-scoped
+// rules, namespaced app patterns, environment-wide actions, review and
+// justify lines.
+const v2Policy = `# policy v2 features
+g, alice, team-checkout, *
+g, bob, sre, *
+g, carol, sre, *
+g, ivan, interns, *
+g, ivan, team-checkout, *
+g, dave, oncall, prod
+g, erin, team-web, *
+p, team-checkout, *, checkout, *, *
+# interns may do nothing in prod, whatever their other groups allow
+p, interns, prod, *, *, *, deny
+# anyone may read status, from #ops only
+p, *, *, *, status, "#ops"
+# nothing at all from #random
+p, *, *, *, *, #random, deny
+p, sre, *, *, *, *, allow
+# bob personally may not roll payments back in prod
+p, bob, prod, payments, rollback, *, deny
+# on-call may restart search (any namespace) in prod, from #incident only
+p, oncall, prod, */search, restart, #incident
+# team-web owns the apps of namespace shop
+p, team-web, *, shop/*, rollback, *
+# reviews: the first matching line applies
+review, bob, prod, *, promote, 1, sre
+review, *, prod, *, promote, 2, sre
+review, team-checkout, staging, checkout, rollback, 1, *
+# justifications: the first matching line applies
+justify, prod, canary, *, none
+justify, prod, *, "{rollback,restart}", pagerduty-incident|jira-issue
+justify, staging, *, *, any
+`
+
+type decisionCase struct {
+	name      string
+	q         gitops.AuthzQuery
+	allowed   bool
+	rule      string // Decision.Rule
+	reasonHas []string
+	review    gitops.Review
+	justify   gitops.JustificationRule
+	glass     bool
+}
+
+var pdJira = gitops.JustificationRule{Required: true, Kinds: []string{"pagerduty-incident", "jira-issue"}}
+
+var v2Cases = []decisionCase{
+	// Allow through a group; extras from the first matching justify line.
+	{name: "group allow with justification", q: query("alice", "#ops", "rollback", "checkout", "prod"), allowed: true,
+		rule: "p, team-checkout, *, checkout, *, *", reasonHas: []string{"alice is in team-checkout in prod"}, justify: pdJira},
+	// Deny wins over an allow of another group, whatever the order.
+	{name: "deny of a group wins", q: query("ivan", "#ops", "rollback", "checkout", "prod"),
+		reasonHas: []string{"the policy denies ivan rollback checkout in prod (from channel #ops): p, interns, prod, *, *, *, deny (ivan is in group interns in prod)"}},
+	{name: "deny scoped to prod", q: query("ivan", "#ops", "rollback", "checkout", "staging"), allowed: true,
+		rule: "p, team-checkout, *, checkout, *, *", review: gitops.Review{Approvals: 1}, justify: gitops.JustificationRule{Required: true}},
+	{name: "personal deny wins over group allow", q: query("bob", "#ops", "rollback", "payments", "prod"),
+		reasonHas: []string{"the policy denies bob rollback payments in prod (from channel #ops): p, bob, prod, payments, rollback, *, deny"}},
+	{name: "personal deny is scoped", q: query("bob", "#ops", "rollback", "payments", "staging"), allowed: true,
+		rule: "p, sre, *, *, *, *, allow", justify: gitops.JustificationRule{Required: true}},
+	{name: "deny for anyone from a channel", q: query("bob", "#random", "status", "search", "dev"),
+		reasonHas: []string{"the policy denies bob status search in dev (from channel #random): p, *, *, *, *, #random, deny"}},
+	// Anyone (*), channel-scoped.
+	{name: "anyone from #ops", q: query("mallory", "#ops", "status", "checkout", "prod"), allowed: true,
+		rule: `p, *, *, *, status, #ops`, reasonHas: []string{"the rule applies to anyone"}},
+	{name: "anyone, other channel: default deny", q: query("mallory", "#general", "status", "checkout", "prod"),
+		reasonHas: []string{"no policy rule lets mallory status checkout in prod (from channel #general); an admin can add: p, mallory, prod, checkout, status, *"}},
+	{name: "anyone, no channel: default deny", q: query("mallory", "", "status", "checkout", "prod")},
+	// Channel-scoped rule of a group scoped to prod; namespaced patterns.
+	{name: "channel-scoped rule", q: query("dave", "#incident", "restart", "search", "prod"), allowed: true,
+		rule: "p, oncall, prod, */search, restart, #incident", justify: pdJira},
+	{name: "channel-scoped rule, other channel", q: query("dave", "#ops", "restart", "search", "prod")},
+	{name: "group only in prod", q: query("dave", "#incident", "restart", "search", "staging")},
+	{name: "*/search matches a namespaced app", q: query("dave", "#incident", "restart", "shop/search", "prod"), allowed: true,
+		justify: pdJira},
+	{name: "namespace pattern", q: query("erin", "#ops", "rollback", "shop/web", "dev"), allowed: true,
+		rule: "p, team-web, *, shop/*, rollback, *"},
+	{name: "namespace pattern, app without namespace", q: query("erin", "#ops", "rollback", "web", "dev")},
+	{name: "namespace pattern, other namespace", q: query("erin", "#ops", "rollback", "other/web", "dev")},
+	{name: "plain app pattern matches in any namespace", q: query("alice", "#ops", "restart", "shop/checkout", "dev"), allowed: true,
+		rule: "p, team-checkout, *, checkout, *, *"},
+	// Review: the first matching line applies; a user's exemption first.
+	{name: "review exemption for bob", q: query("bob", "#ops", "promote", "payments", "prod"), allowed: true,
+		review: gitops.Review{Approvals: 1, Group: "sre"}},
+	{name: "review general line", q: query("carol", "#ops", "promote", "payments", "prod"), allowed: true,
+		review: gitops.Review{Approvals: 2, Group: "sre"}},
+	{name: "review of a group, no justify line", q: query("alice", "#ops", "promote", "checkout", "prod"), allowed: true,
+		review: gitops.Review{Approvals: 2, Group: "sre"}},
+	{name: "review by anyone", q: query("alice", "#ops", "rollback", "checkout", "staging"), allowed: true,
+		review: gitops.Review{Approvals: 1}, justify: gitops.JustificationRule{Required: true}},
+	{name: "no review outside its scope", q: query("carol", "#ops", "promote", "payments", "staging"), allowed: true,
+		justify: gitops.JustificationRule{Required: true}},
+	// Justify: none first, then kinds.
+	{name: "justify none exemption", q: query("carol", "#ops", "rollback", "canary", "prod"), allowed: true},
+	{name: "justify kinds", q: query("carol", "#ops", "restart", "payments", "prod"), allowed: true, justify: pdJira},
+	{name: "no justify line", q: query("carol", "#ops", "status", "payments", "dev"), allowed: true},
+	// Break-glass and environment-wide actions.
+	{name: "break-glass", q: query("carol", "#ops", "breakglass", "checkout", "prod"), allowed: true, glass: true},
+	{name: "break-glass through a * action of the app's team", q: query("alice", "#ops", "breakglass", "checkout", "dev"), allowed: true, glass: true},
+	{name: "freeze env-wide", q: query("carol", "#ops", "freeze", "", "prod"), allowed: true, rule: "p, sre, *, *, *, *, allow"},
+	{name: "freeze not granted by an app rule", q: query("alice", "#ops", "freeze", "", "prod"),
+		reasonHas: []string{"no policy rule lets alice freeze prod (from channel #ops)", "an admin can add: p, alice, prod, *, freeze, *"}},
+	{name: "freeze needs an env", q: query("carol", "#ops", "unfreeze", "", ""), reasonHas: []string{"cannot authorize unfreeze without an environment"}},
+	{name: "rollback still needs an app", q: query("carol", "#ops", "rollback", "", "prod"), reasonHas: []string{"without both an app and an environment"}},
+	{name: "approve", q: query("carol", "#ops", "approve", "checkout", "prod"), allowed: true},
+	{name: "approve denied", q: query("mallory", "#ops", "approve", "checkout", "prod")},
+}
+
+func checkDecision(t *testing.T, tt decisionCase, d gitops.Decision) {
+	t.Helper()
+	if d.Allowed != tt.allowed {
+		t.Fatalf("Allowed = %v, want %v (rule %q, reason %q)", d.Allowed, tt.allowed, d.Rule, d.Reason)
+	}
+	if tt.rule != "" && d.Rule != tt.rule {
+		t.Errorf("Rule = %q, want %q", d.Rule, tt.rule)
+	}
+	if !tt.allowed && d.Rule != "" {
+		t.Errorf("denied with Rule %q", d.Rule)
+	}
+	if !tt.allowed && d.Reason == "" {
+		t.Errorf("denied without a Reason")
+	}
+	for _, s := range tt.reasonHas {
+		if !strings.Contains(d.Reason, s) {
+			t.Errorf("Reason = %q, want it to contain %q", d.Reason, s)
+		}
+	}
+	if d.Review != tt.review {
+		t.Errorf("Review = %+v, want %+v", d.Review, tt.review)
+	}
+	if d.Justification.Required != tt.justify.Required || !slices.Equal(d.Justification.Kinds, tt.justify.Kinds) {
+		t.Errorf("Justification = %+v, want %+v", d.Justification, tt.justify)
+	}
+	if d.BreakGlass != tt.glass {
+		t.Errorf("BreakGlass = %v, want %v", d.BreakGlass, tt.glass)
+	}
+}
+
+func TestAuthorizeV2(t *testing.T) {
+	e, err := NewEnforcer("", writePolicy(t, "v2.csv", v2Policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range v2Cases {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := e.Authorize(context.Background(), tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkDecision(t, tt, d)
+		})
+	}
+}
+
+// TestAuthorizeOrderOfAllowAndDenyLines checks that allow and deny lines
+// decide the same whatever their order (review and justify lines keep
+// theirs: the first matching one applies).
+func TestAuthorizeOrderOfAllowAndDenyLines(t *testing.T) {
+	var perms, rest []string
+	for line := range strings.Lines(v2Policy) {
+		if strings.HasPrefix(line, "p, ") || strings.HasPrefix(line, "g, ") {
+			perms = append(perms, line)
+		} else if !strings.HasPrefix(line, "#") {
+			rest = append(rest, line)
+		}
+	}
+	slices.Reverse(perms)
+	e, err := NewEnforcer("", writePolicy(t, "reversed.csv", strings.Join(append(perms, rest...), "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range v2Cases {
+		d, err := e.Authorize(context.Background(), tt.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed != tt.allowed {
+			t.Errorf("%s: with the lines reversed, Allowed = %v, want %v (%s)", tt.name, d.Allowed, tt.allowed, d.Reason)
+		}
+	}
+}
+
+func TestInGroup(t *testing.T) {
+	e, err := NewEnforcer("", writePolicy(t, "v2.csv", v2Policy+"g, team-checkout, all-teams, *\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		user, group, env string
+		want             bool
+	}{
+		{"bob", "sre", "prod", true},
+		{"alice", "sre", "prod", false},
+		{"dave", "oncall", "prod", true},
+		{"dave", "oncall", "dev", false},
+		{"alice", "all-teams", "dev", true}, // nested
+		{"mallory", "sre", "prod", false},
+	} {
+		if got := e.InGroup(tt.user, tt.group, tt.env); got != tt.want {
+			t.Errorf("InGroup(%s, %s, %s) = %v, want %v", tt.user, tt.group, tt.env, got, tt.want)
+		}
+	}
+}
+
+func TestAppMatch(t *testing.T) {
+	for _, tt := range []struct {
+		obj, pattern string
+		want         bool
+	}{
+		{"checkout", "checkout", true},
+		{"checkout", "*", true},
+		{"checkout", "*/checkout", true},
+		{"checkout", "*/*", true},
+		{"checkout", "shop/*", false},
+		{"checkout", "check*", true},
+		{"shop/checkout", "checkout", true},
+		{"shop/checkout", "*", true},
+		{"shop/checkout", "*/checkout", true},
+		{"shop/checkout", "shop/*", true},
+		{"shop/checkout", "shop/checkout", true},
+		{"shop/checkout", "web/*", false},
+		{"shop/checkout", "payments", false},
+		{"", "*", true}, // environment-wide actions have no app
+		{"", "checkout", false},
+		{"", "*/*", true},
+		{"a/b/c", "*", false},
+	} {
+		if got := appMatch(tt.obj, tt.pattern); got != tt.want {
+			t.Errorf("appMatch(%q, %q) = %v, want %v", tt.obj, tt.pattern, got, tt.want)
+		}
 	}
 }

@@ -2,39 +2,99 @@ package policy
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/casbin/casbin/v2/model"
-	"github.com/casbin/casbin/v2/util"
 )
 
 // globSyntax are the characters globMatch gives a meaning to.
 const globSyntax = `*?[]{}\`
 
-// fileAdapter is a read-only casbin adapter for a CSV policy file. Unlike
-// casbin's file adapter it validates every line against the model and reports
-// problems as "<file>:<line>: ...", so a typo fails at startup instead of
-// silently never matching.
-type fileAdapter struct {
-	path string
+// Effects of a p line.
+const (
+	effectAllow = "allow"
+	effectDeny  = "deny"
+)
+
+// maxApprovals bounds the APPROVALS field of a review line.
+const maxApprovals = 20
+
+// Justification kinds a justify line may name besides the ones in justify.go.
+// The list is the closed set shipbot can recognise; a typo in a policy is an
+// error, not a kind nobody can ever provide.
+const kindOpsgenieAlert = "opsgenie-alert"
+
+// justifyKinds are the kinds a justify line may require.
+var justifyKinds = []string{KindPagerDuty, KindJira, kindOpsgenieAlert, KindText}
+
+// ruleSource is where a policy line was read.
+type ruleSource struct {
+	File string
+	Line int
+	Text string // the line, re-rendered canonically: "p, team-checkout, *, checkout, rollback, *"
 }
 
-var errReadOnly = errors.New("policy: the policy file is read-only")
+// Pos is "file:line".
+func (s ruleSource) Pos() string { return fmt.Sprintf("%s:%d", s.File, s.Line) }
 
-func (a *fileAdapter) LoadPolicy(m model.Model) error {
-	f, err := os.Open(a.path)
-	if err != nil {
-		return fmt.Errorf("read policy: %w", err)
-	}
-	defer f.Close()
+// permRule is a p line: fields as given to casbin, and where it came from.
+type permRule struct {
+	stored []string // sub, dom, obj, act, chan[, eft] as casbin holds them
+	sub    string
+	effect string // allow or deny
+	src    ruleSource
+}
 
-	sc := bufio.NewScanner(f)
+// roleRule is a g line: user is in group in the environments matching env.
+type roleRule struct {
+	user, group, env string
+	src              ruleSource
+}
+
+// reviewRule is a review line: requests by sub matching env/app/act need
+// approvals approvals from group ("" = anyone allowed to approve).
+type reviewRule struct {
+	sub, env, app, act string
+	approvals          int
+	group              string
+	src                ruleSource
+}
+
+// justifyRule is a justify line: requests matching env/app/act need a
+// justification of one of kinds (required with no kinds = any kind).
+type justifyRule struct {
+	env, app, act string
+	required      bool
+	kinds         []string
+	src           ruleSource
+}
+
+// parsedPolicy is a validated policy file.
+type parsedPolicy struct {
+	perms     []permRule
+	permByKey map[string]int // casbin fields joined by NUL -> index in perms of the first line that gave them
+	roles     []roleRule
+	reviews   []reviewRule
+	justifies []justifyRule
+}
+
+func ruleKey(fields []string) string { return strings.Join(fields, "\x00") }
+
+// parsePolicy reads a policy file (CSV, one rule per line; blank lines and
+// lines starting with '#' are ignored) and validates every line against the
+// model m and its capabilities. Problems are reported as "<file>:<line>: ...",
+// so a typo fails at load instead of silently never matching.
+func parsePolicy(file string, data []byte, m model.Model, caps modelCaps) (*parsedPolicy, error) {
+	pol := &parsedPolicy{permByKey: map[string]int{}}
+	sc := bufio.NewScanner(bytes.NewReader(data))
 	n := 0
 	for sc.Scan() {
 		n++
@@ -46,18 +106,21 @@ func (a *fileAdapter) LoadPolicy(m model.Model) error {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if err := loadLine(m, line); err != nil {
-			return fmt.Errorf("%s:%d: %w", a.path, n, err)
+		if err := pol.addLine(m, caps, ruleSource{File: file, Line: n}, line); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", file, n, err)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s:%d: %w", a.path, n+1, err)
+		return nil, fmt.Errorf("%s:%d: %w", file, n+1, err)
 	}
-	return nil
+	if err := pol.crossCheck(); err != nil {
+		return nil, err
+	}
+	return pol, nil
 }
 
-// loadLine validates one policy line and adds it to m.
-func loadLine(m model.Model, line string) error {
+// addLine validates one policy line and records it.
+func (pol *parsedPolicy) addLine(m model.Model, caps modelCaps, src ruleSource, line string) error {
 	for _, r := range line {
 		if unicode.IsControl(r) && r != '\t' {
 			return fmt.Errorf("control character %U in line", r)
@@ -73,20 +136,23 @@ func loadLine(m model.Model, line string) error {
 	for i := range rec {
 		rec[i] = strings.TrimSpace(rec[i])
 	}
-	ptype := rec[0]
-	sec := ""
-	if ptype != "" {
-		sec = ptype[:1]
+	kind, fields := rec[0], rec[1:]
+	src.Text = formatRule(kind, fields)
+	switch kind {
+	case "p":
+		return pol.addPerm(m, caps, src, fields)
+	case "g":
+		return pol.addRole(m, src, fields)
+	case "review":
+		return pol.addReview(src, fields)
+	case "justify":
+		return pol.addJustify(src, fields)
 	}
-	if sec != "p" && sec != "g" || m[sec][ptype] == nil {
-		return fmt.Errorf("unknown rule type %q (want p or g)", ptype)
-	}
-	fields := rec[1:]
-	names := fieldNames(sec, m[sec][ptype].Tokens)
-	if len(fields) != len(names) {
-		return fmt.Errorf("%s line has %d fields after %q, want %d (%s)",
-			ptype, len(fields), ptype, len(names), strings.Join(names, ", "))
-	}
+	return fmt.Errorf("unknown rule type %q (want p, g, review or justify)", kind)
+}
+
+// checkFields rejects empty fields and fields with spaces.
+func checkFields(fields, names []string) error {
 	for i, f := range fields {
 		switch {
 		case f == "":
@@ -95,82 +161,304 @@ func loadLine(m model.Model, line string) error {
 			return fmt.Errorf("field %s %q contains a space (comments go on their own line, starting with #)", names[i], f)
 		}
 	}
-
-	if sec == "p" {
-		if err := checkPolicyFields(fields, names); err != nil {
-			return err
-		}
-	} else if err := checkRoleFields(fields, names); err != nil {
-		return err
-	}
-
-	if ok, err := m.HasPolicy(sec, ptype, fields); err != nil {
-		return err
-	} else if ok {
-		return nil // duplicate line
-	}
-	return m.AddPolicy(sec, ptype, fields)
+	return nil
 }
 
-// fieldNames names the fields of a rule type for messages: "sub", "dom"... for
-// p, "user", "group", "env" for g.
-func fieldNames(sec string, tokens []string) []string {
-	if sec == "g" {
-		names := []string{"user", "group", "env"}
-		for len(names) < len(tokens) {
-			names = append(names, fmt.Sprintf("field%d", len(names)+1))
-		}
-		return names[:len(tokens)]
-	}
-	names := make([]string, len(tokens))
-	for i, t := range tokens {
-		_, names[i], _ = strings.Cut(t, "_")
-	}
-	return names
-}
+var permNames = []string{"sub", "dom", "obj", "act", "chan", "eft"}
 
-// checkPolicyFields checks p = sub, dom, obj, act, chan[, ...].
-func checkPolicyFields(f, names []string) error {
-	if strings.ContainsAny(f[0], globSyntax) {
-		return fmt.Errorf("subject %q is a pattern; subjects are matched exactly (put users in a group with g lines instead)", f[0])
+// addPerm checks p, sub, dom, obj, act, chan[, allow|deny].
+func (pol *parsedPolicy) addPerm(m model.Model, caps modelCaps, src ruleSource, f []string) error {
+	if m["p"]["p"] == nil {
+		return errors.New(`unknown rule type "p" (the model has no policy_definition p)`)
 	}
-	for i := 1; i <= 4; i++ {
+	switch {
+	case len(f) < 5:
+		return fmt.Errorf(`p line has %d fields after "p", want 5 (sub, dom, obj, act, chan)`, len(f))
+	case len(f) > 6:
+		return fmt.Errorf(`p line has %d fields after "p", want 5 (sub, dom, obj, act, chan) or 6 (sub, dom, obj, act, chan, allow|deny)`, len(f))
+	}
+	if err := checkFields(f, permNames); err != nil {
+		return err
+	}
+	effect := effectAllow
+	if len(f) == 6 {
+		effect = f[5]
+		if effect != effectAllow && effect != effectDeny {
+			return fmt.Errorf("field eft %q must be allow or deny", effect)
+		}
+	}
+	if effect == effectDeny && !caps.denyWins {
+		return fmt.Errorf("deny rules need a model where deny wins (p = sub, dom, obj, act, chan, eft and e = some(where (p.eft == allow)) && !some(where (p.eft == deny))), but %s is not one; see deploy/examples/model.conf", caps.name)
+	}
+	sub := f[0]
+	switch {
+	case sub == "*":
+		if !caps.anySubject {
+			return fmt.Errorf(`subject * (anyone) needs a model whose matcher accepts it (p.sub == "*"), but %s does not; see deploy/examples/model.conf`, caps.name)
+		}
+	case strings.ContainsAny(sub, globSyntax):
+		return fmt.Errorf("subject %q is a pattern; subjects are matched exactly: a user, a group (see g lines), or * alone for anyone", sub)
+	}
+	for _, i := range []int{1, 3, 4} {
 		if !doublestar.ValidatePattern(f[i]) {
-			return fmt.Errorf("field %s %q is not a valid glob pattern", names[i], f[i])
+			return fmt.Errorf("field %s %q is not a valid glob pattern", permNames[i], f[i])
 		}
 	}
-	act := f[3]
+	if err := checkAppPattern("obj", f[2], caps); err != nil {
+		return err
+	}
+	if err := checkActionPattern(f[3]); err != nil {
+		return err
+	}
+	if err := checkEnvWide(f[2], f[3]); err != nil {
+		return err
+	}
+
+	stored := slices.Clone(f[:5])
+	if caps.hasEft {
+		stored = append(stored, effect)
+	}
+	key := ruleKey(stored)
+	if _, dup := pol.permByKey[key]; dup {
+		return nil // the same rule again: the first line stands for it
+	}
+	pol.permByKey[key] = len(pol.perms)
+	pol.perms = append(pol.perms, permRule{stored: stored, sub: sub, effect: effect, src: src})
+	return nil
+}
+
+// perm returns the p line casbin reports as fields.
+func (pol *parsedPolicy) perm(fields []string) (permRule, bool) {
+	i, ok := pol.permByKey[ruleKey(fields)]
+	if !ok {
+		return permRule{}, false
+	}
+	return pol.perms[i], true
+}
+
+// checkAppPattern checks an app pattern: APP or NAMESPACE/APP, each part a
+// non-empty glob.
+func checkAppPattern(name, p string, caps modelCaps) error {
+	if !doublestar.ValidatePattern(p) {
+		return fmt.Errorf("field %s %q is not a valid glob pattern", name, p)
+	}
+	ns, app, hasNS := strings.Cut(p, "/")
+	if !hasNS {
+		return nil
+	}
+	switch {
+	case strings.Contains(app, "/"):
+		return fmt.Errorf("field %s %q has more than one '/': write APP or NAMESPACE/APP", name, p)
+	case ns == "" || app == "":
+		return fmt.Errorf("field %s %q has an empty side of '/': write APP or NAMESPACE/APP (e.g. */checkout, shop/*)", name, p)
+	case !caps.namespaces:
+		return fmt.Errorf("field %s %q names a namespace, but the matcher of %s does not match NAMESPACE/APP patterns (use appMatch(r.obj, p.obj)); see deploy/examples/model.conf", name, p, caps.name)
+	}
+	return nil
+}
+
+// checkActionPattern checks that an action pattern matches a shipbot action.
+func checkActionPattern(act string) error {
+	if !doublestar.ValidatePattern(act) {
+		return fmt.Errorf("field act %q is not a valid glob pattern", act)
+	}
 	for _, a := range policyActions {
-		if ok, _ := util.GlobMatch(string(a), act); ok {
+		if globMatch(string(a), act) {
 			return nil
 		}
 	}
 	if act == "help" {
 		return errors.New("help is always allowed and needs no rule")
 	}
-	known := make([]string, len(policyActions))
-	for i, a := range policyActions {
-		known[i] = string(a)
-	}
-	return fmt.Errorf("action %q matches no shipbot action (%s)", act, strings.Join(known, ", "))
+	return fmt.Errorf("action %q matches no shipbot action (%s)", act, strings.Join(actionNames(), ", "))
 }
 
-// checkRoleFields checks g = user, group, env-pattern.
-func checkRoleFields(f, names []string) error {
-	for i := 0; i < 2; i++ {
-		if strings.ContainsAny(f[i], globSyntax) {
-			return fmt.Errorf("%s %q is a pattern; users and groups are matched exactly", names[i], f[i])
+// checkEnvWide refuses a line that can only match environment-wide actions
+// (freeze, unfreeze: requests without an app) but names an app.
+func checkEnvWide(app, act string) error {
+	if appMatch("", app) {
+		return nil
+	}
+	for _, a := range policyActions {
+		if globMatch(string(a), act) && !slices.Contains(envWideActions, a) {
+			return nil
 		}
 	}
+	return fmt.Errorf("this line never matches: %s applies to a whole environment (the request has no app), so write * as the app, not %q", act, app)
+}
+
+var roleNames = []string{"user", "group", "env"}
+
+// addRole checks g, user, group, env-pattern.
+func (pol *parsedPolicy) addRole(m model.Model, src ruleSource, f []string) error {
+	if m["g"]["g"] == nil {
+		return errors.New(`unknown rule type "g" (the model has no role_definition g)`)
+	}
+	if len(f) != 3 {
+		return fmt.Errorf(`g line has %d fields after "g", want 3 (user, group, env)`, len(f))
+	}
+	if err := checkFields(f, roleNames); err != nil {
+		return err
+	}
+	for i := range 2 {
+		if strings.ContainsAny(f[i], globSyntax) {
+			return fmt.Errorf("%s %q is a pattern; users and groups are matched exactly", roleNames[i], f[i])
+		}
+	}
+	if f[0] == f[1] {
+		return fmt.Errorf("g line puts %q in itself", f[0])
+	}
 	if !doublestar.ValidatePattern(f[2]) {
-		return fmt.Errorf("field %s %q is not a valid glob pattern", names[2], f[2])
+		return fmt.Errorf("field env %q is not a valid glob pattern", f[2])
+	}
+	for _, r := range pol.roles {
+		if r.user == f[0] && r.group == f[1] && r.env == f[2] {
+			return nil // duplicate
+		}
+	}
+	pol.roles = append(pol.roles, roleRule{user: f[0], group: f[1], env: f[2], src: src})
+	return nil
+}
+
+var reviewNames = []string{"subject", "env", "app", "action", "approvals", "group"}
+
+// addReview checks review, SUBJECT, ENV, APP, ACTION, APPROVALS, GROUP.
+func (pol *parsedPolicy) addReview(src ruleSource, f []string) error {
+	if len(f) != 6 {
+		return fmt.Errorf(`review line has %d fields after "review", want 6 (%s)`, len(f), strings.Join(reviewNames, ", "))
+	}
+	if err := checkFields(f, reviewNames); err != nil {
+		return err
+	}
+	if f[0] != "*" && strings.ContainsAny(f[0], globSyntax) {
+		return fmt.Errorf("subject %q is a pattern; write a user, a group, or * alone for anyone", f[0])
+	}
+	if err := checkScope(f[1], f[2], f[3]); err != nil {
+		return err
+	}
+	if err := checkEnvWide(f[2], f[3]); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(f[4])
+	if err != nil || n < 0 || n > maxApprovals || strconv.Itoa(n) != f[4] {
+		return fmt.Errorf("approvals %q must be a whole number from 0 to %d", f[4], maxApprovals)
+	}
+	group := f[5]
+	switch {
+	case group == "*":
+		group = ""
+	case strings.ContainsAny(group, globSyntax):
+		return fmt.Errorf("group %q is a pattern; write one group, or * for anyone allowed to approve", group)
+	case n == 0:
+		return fmt.Errorf("a review with 0 approvals has no approvers: write * as the group, not %q", group)
+	}
+	r := reviewRule{sub: f[0], env: f[1], app: f[2], act: f[3], approvals: n, group: group, src: src}
+	for _, o := range pol.reviews {
+		if o.sub == r.sub && o.env == r.env && o.app == r.app && o.act == r.act {
+			return fmt.Errorf("this review line never applies: %s has the same subject, env, app and action and comes first (the first matching review line applies)", o.src.Pos())
+		}
+	}
+	pol.reviews = append(pol.reviews, r)
+	return nil
+}
+
+var justifyNames = []string{"env", "app", "action", "kinds"}
+
+// addJustify checks justify, ENV, APP, ACTION, KINDS.
+func (pol *parsedPolicy) addJustify(src ruleSource, f []string) error {
+	if len(f) != 4 {
+		return fmt.Errorf(`justify line has %d fields after "justify", want 4 (%s)`, len(f), strings.Join(justifyNames, ", "))
+	}
+	if err := checkFields(f, justifyNames); err != nil {
+		return err
+	}
+	if err := checkScope(f[0], f[1], f[2]); err != nil {
+		return err
+	}
+	if err := checkEnvWide(f[1], f[2]); err != nil {
+		return err
+	}
+	r := justifyRule{env: f[0], app: f[1], act: f[2], src: src}
+	switch f[3] {
+	case "none":
+	case "any":
+		r.required = true
+	default:
+		r.required = true
+		for k := range strings.SplitSeq(f[3], "|") {
+			switch {
+			case k == "none" || k == "any":
+				return fmt.Errorf("kinds %q: %s stands alone, it cannot be combined with other kinds", f[3], k)
+			case !slices.Contains(justifyKinds, k):
+				return fmt.Errorf("kinds %q: unknown kind %q (want none, any, or kinds separated by |: %s)", f[3], k, strings.Join(justifyKinds, ", "))
+			case slices.Contains(r.kinds, k):
+				return fmt.Errorf("kinds %q: %s given twice", f[3], k)
+			}
+			r.kinds = append(r.kinds, k)
+		}
+	}
+	for _, o := range pol.justifies {
+		if o.env == r.env && o.app == r.app && o.act == r.act {
+			return fmt.Errorf("this justify line never applies: %s has the same env, app and action and comes first (the first matching justify line applies)", o.src.Pos())
+		}
+	}
+	pol.justifies = append(pol.justifies, r)
+	return nil
+}
+
+// checkScope checks the env, app and action patterns of a review or justify
+// line. App patterns always accept NAMESPACE/APP: these lines are matched by
+// shipbot, not by the casbin model.
+func checkScope(env, app, act string) error {
+	if !doublestar.ValidatePattern(env) {
+		return fmt.Errorf("field env %q is not a valid glob pattern", env)
+	}
+	if err := checkAppPattern("app", app, modelCaps{namespaces: true}); err != nil {
+		return err
+	}
+	return checkActionPattern(act)
+}
+
+// crossCheck validates what one line cannot: a review group must have
+// members.
+func (pol *parsedPolicy) crossCheck() error {
+	groups := map[string]bool{}
+	for _, r := range pol.roles {
+		groups[r.group] = true
+	}
+	for _, r := range pol.reviews {
+		if r.group != "" && !groups[r.group] {
+			return fmt.Errorf("%s: review group %q has no members: no g line puts anyone in it", r.src.Pos(), r.group)
+		}
 	}
 	return nil
 }
 
-func (a *fileAdapter) SavePolicy(model.Model) error                { return errReadOnly }
-func (a *fileAdapter) AddPolicy(string, string, []string) error    { return errReadOnly }
-func (a *fileAdapter) RemovePolicy(string, string, []string) error { return errReadOnly }
-func (a *fileAdapter) RemoveFilteredPolicy(string, string, int, ...string) error {
+// policyAdapter is a read-only casbin adapter that hands casbin the p and g
+// lines of a parsed policy.
+type policyAdapter struct {
+	pol *parsedPolicy
+}
+
+var errReadOnly = errors.New("policy: the policy file is read-only")
+
+func (a *policyAdapter) LoadPolicy(m model.Model) error {
+	for _, p := range a.pol.perms {
+		if err := m.AddPolicy("p", "p", slices.Clone(p.stored)); err != nil {
+			return fmt.Errorf("%s: %w", p.src.Pos(), err)
+		}
+	}
+	for _, g := range a.pol.roles {
+		if err := m.AddPolicy("g", "g", []string{g.user, g.group, g.env}); err != nil {
+			return fmt.Errorf("%s: %w", g.src.Pos(), err)
+		}
+	}
+	return nil
+}
+
+func (a *policyAdapter) SavePolicy(model.Model) error                { return errReadOnly }
+func (a *policyAdapter) AddPolicy(string, string, []string) error    { return errReadOnly }
+func (a *policyAdapter) RemovePolicy(string, string, []string) error { return errReadOnly }
+func (a *policyAdapter) RemoveFilteredPolicy(string, string, int, ...string) error {
 	return errReadOnly
 }

@@ -34,6 +34,10 @@ Usage:
   shipbot chat --config FILE --as USER [--channel CH]
                                               chat on stdin/stdout against the configured repo
   shipbot check --config FILE                 validate a config, its policy and signing key, then exit
+  shipbot policy explain --config FILE --as USER [--channel CH] ACTION APP ENV
+                                              the decision and the rules behind it (exit 1: denied)
+  shipbot policy test [--config FILE] TESTFILE
+                                              run a table of expected decisions (policy as code)
   shipbot audit [--config FILE] [--env E] [--app A] [--since DATE] [--format table|json|csv]
                                               every change of a managed app from the repo's history,
                                               with signature checks and flags
@@ -67,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runCheck(ctx, args[1:], stdout, stderr)
 	case "audit":
 		err = runAudit(ctx, args[1:], stdout, stderr)
+	case "policy":
+		err = runPolicy(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "shipbot", version)
 	case "help", "-h", "--help":
@@ -76,9 +82,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	var ue usageError
+	var code exitCode
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &code):
+		return int(code) // the command printed its result already
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "shipbot %s: %v\n", args[0], err)
 		return 2
@@ -251,6 +260,7 @@ func NewMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		}
 		justifier, tracer = lj, tt
 	}
+	go authz.Watch(ctx, 0, log) // reload the policy on change; an invalid one is refused, the old stays
 	r, err := repo.Open(ctx, repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir})
 	if err != nil {
 		return nil, err

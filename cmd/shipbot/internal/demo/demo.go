@@ -17,12 +17,15 @@ import (
 
 // Files of a demo directory.
 const (
-	RepoDir     = "env.git"
-	ConfigFile  = "shipbot.yaml"
-	ModelFile   = "model.conf"
-	PolicyFile  = "policy.csv"
-	KeyFile     = "signing_key"     // the demo's SSH signing key (OpenSSH format)
-	SignersFile = "allowed_signers" // git's gpg.ssh.allowedSignersFile
+	RepoDir    = "env.git"
+	ConfigFile = "shipbot.yaml"
+	ModelFile  = "model.conf"
+	PolicyFile = "policy.csv"
+	// PolicyTestFile is the demo policy\'s table of expected decisions:
+	// shipbot policy test DIR/policy_test.yaml
+	PolicyTestFile = "policy_test.yaml"
+	KeyFile        = "signing_key"     // the demo's SSH signing key (OpenSSH format)
+	SignersFile    = "allowed_signers" // git's gpg.ssh.allowedSignersFile
 )
 
 // Committer is the identity of the demo's shipbot.
@@ -84,6 +87,9 @@ func Setup(dir string) (config string, created bool, err error) {
 		ConfigFile: func() ([]byte, error) { return []byte(configYAML), nil },
 		ModelFile:  func() ([]byte, error) { return fs.ReadFile(deploy.Examples, "examples/model.conf") },
 		PolicyFile: func() ([]byte, error) { return fs.ReadFile(deploy.Examples, "examples/policy.csv") },
+		PolicyTestFile: func() ([]byte, error) {
+			return fs.ReadFile(deploy.Examples, "examples/policy_test.yaml")
+		},
 	} {
 		p := filepath.Join(dir, name)
 		if _, err := os.Stat(p); err == nil {

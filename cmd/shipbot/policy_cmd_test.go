@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// policyConfig writes a config whose policy is the demo's, and returns it.
+func policyConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, f := range []string{"model.conf", "policy.csv"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "shipbot.yaml")
+	if err := os.WriteFile(cfg, []byte(`signing: {mode: off}
+repo: {url: env.git}
+policy: {model: model.conf, policy: policy.csv}
+chat: {channel: "#ops"}
+environments:
+  - name: dev
+  - name: prod
+    protected: true
+apps:
+  checkout:
+    layout: kustomize
+    image: registry.example.com/shop/checkout
+    envs:
+      dev: {path: apps/checkout/overlays/dev}
+      prod: {path: apps/checkout/overlays/prod}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func runPolicyCmd(args ...string) (stdout, stderr string, err error) {
+	var out, errb bytes.Buffer
+	err = runPolicy(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestPolicyExplain(t *testing.T) {
+	cfg := policyConfig(t)
+	tests := []struct {
+		name     string
+		args     []string
+		exit     int // 0: nil error, 1: exitCode(1)
+		stdout   []string
+		stderr   []string
+		noStdout []string
+	}{
+		{name: "allowed", args: []string{"explain", "--config", cfg, "--as", "alice", "rollback", "checkout", "prod"},
+			stdout: []string{
+				"request:   alice rollback checkout in prod from #ops\n", // the config's channel
+				"decision:  allowed\n",
+				": p, team-checkout, *, checkout, rollback, *  (as team-checkout)  <- decides\n",
+				"justify:   required, of kind pagerduty-incident or jira-issue",
+			}},
+		{name: "denied exits 1", args: []string{"explain", "--config", cfg, "--as", "mallory", "rollback", "checkout", "prod"}, exit: 1,
+			stdout: []string{"decision:  DENIED\n", "missing:   a rule such as: p, mallory, prod, checkout, rollback, *\n"}},
+		{name: "flags after the arguments", args: []string{"explain", "promote", "checkout", "prod", "--as", "bob", "--config", cfg, "--channel", "#deploys"},
+			stdout: []string{"bob promote checkout in prod from #deploys\n", "review:    2 approval(s) from group sre"}},
+		{name: "no channel", args: []string{"explain", "--config", cfg, "--as", "alice", "--channel=", "status", "checkout", "dev"},
+			stdout: []string{"alice status checkout in dev (no channel)\n", "decision:  allowed\n"}},
+		{name: "environment-wide action", args: []string{"explain", "--config", cfg, "--as", "carol", "freeze", "prod"},
+			stdout: []string{"carol freeze prod from #ops\n", "p, sre, *, *, freeze, *  (as sre)  <- decides"}},
+		{name: "unknown app and env are noted", args: []string{"explain", "--config", cfg, "--as", "bob", "restart", "chekout", "prd"},
+			stdout: []string{"decision:  allowed\n"}, stderr: []string{`has no environment "prd"`, `has no app "chekout"`}},
+		{name: "help", args: []string{"explain", "--config", cfg, "--as", "mallory", "help"},
+			stdout: []string{"decision:  allowed\nreason:    help is always allowed\n"}, noStdout: []string{"groups:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, err := runPolicyCmd(tt.args...)
+			var code exitCode
+			switch {
+			case tt.exit == 0 && err != nil:
+				t.Fatalf("err = %v, want nil\n%s", err, stdout)
+			case tt.exit != 0 && (!errors.As(err, &code) || int(code) != tt.exit):
+				t.Fatalf("err = %v, want exitCode(%d)", err, tt.exit)
+			}
+			for _, s := range tt.stdout {
+				if !strings.Contains(stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, stdout)
+				}
+			}
+			for _, s := range tt.noStdout {
+				if strings.Contains(stdout, s) {
+					t.Errorf("stdout has %q:\n%s", s, stdout)
+				}
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, stderr)
+				}
+			}
+			if tt.stderr == nil && stderr != "" {
+				t.Errorf("stderr = %q, want nothing", stderr)
+			}
+		})
+	}
+}
+
+func TestPolicyUsageErrors(t *testing.T) {
+	cfg := policyConfig(t)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "missing subcommand: explain or test"},
+		{[]string{"explian"}, `unknown subcommand "explian"`},
+		{[]string{"explain", "--as", "alice", "rollback", "checkout", "prod"}, "--config and --as are required"},
+		{[]string{"explain", "--config", cfg, "rollback", "checkout", "prod"}, "--config and --as are required"},
+		{[]string{"explain", "--config", cfg, "--as", "alice", "rolback", "checkout", "prod"}, `unknown action "rolback": want one of rollback, restart, promote`},
+		{[]string{"explain", "--config", cfg, "--as", "alice", "rollback", "checkout"}, "want ACTION APP ENV, got 2 argument(s)"},
+		{[]string{"explain", "--config", cfg, "--as", "alice", "freeze", "checkout", "prod"}, "freeze takes one environment: freeze ENV"},
+		{[]string{"explain", "--config", cfg, "--as", "alice"}, "missing ACTION APP ENV"},
+		{[]string{"explain", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"test"}, "want one TESTFILE"},
+		{[]string{"test", "a.yaml", "b.yaml"}, "want one TESTFILE"},
+	} {
+		_, _, err := runPolicyCmd(tt.args...)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("runPolicy(%q) = %v, want a usage error with %q", tt.args, err, tt.want)
+		}
+	}
+	// A config that fails to load is an error, not a usage error.
+	_, _, err := runPolicyCmd("explain", "--config", filepath.Join(t.TempDir(), "nope.yaml"), "--as", "a", "status", "x", "y")
+	var ue usageError
+	if err == nil || errors.As(err, &ue) {
+		t.Errorf("missing config: %v", err)
+	}
+	stdout, _, err := runPolicyCmd("help")
+	if err != nil || !strings.Contains(stdout, "shipbot policy test [--config FILE] TESTFILE") {
+		t.Errorf("policy help: %v\n%s", err, stdout)
+	}
+}
+
+func TestPolicyTest(t *testing.T) {
+	example := filepath.Join("..", "..", "deploy", "examples", "policy_test.yaml")
+	// Without --config: the model and policy the table names.
+	stdout, _, err := runPolicyCmd("test", example)
+	if err != nil || !strings.HasPrefix(stdout, "ok   "+example+": ") {
+		t.Fatalf("policy test %s: %v\n%s", example, err, stdout)
+	}
+	// With --config: the config's policy.
+	cfg := policyConfig(t)
+	stdout, _, err = runPolicyCmd("test", "--config", cfg, example)
+	if err != nil || !strings.Contains(stdout, "cases passed") {
+		t.Fatalf("policy test --config: %v\n%s", err, stdout)
+	}
+
+	// A failing case: exit 1, the case's line and what differs.
+	bad := filepath.Join(filepath.Dir(cfg), "bad_test.yaml")
+	if err := os.WriteFile(bad, []byte("policy: policy.csv\ncases:\n  - {user: alice, action: status, app: checkout, env: prod, allow: true}\n  - {user: mallory, action: status, app: checkout, env: prod, allow: true}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err = runPolicyCmd("test", bad)
+	var code exitCode
+	if !errors.As(err, &code) || code != 1 {
+		t.Fatalf("failing table: err = %v, want exitCode(1)", err)
+	}
+	for _, s := range []string{"FAIL " + bad + ":4: mallory status checkout in prod\n     denied, want allowed", "FAIL " + bad + ": 2 cases, 1 passed, 1 failed\n"} {
+		if !strings.Contains(stdout, s) {
+			t.Errorf("stdout lacks %q:\n%s", s, stdout)
+		}
+	}
+
+	// A table without a policy needs --config.
+	nopol := filepath.Join(filepath.Dir(cfg), "nopol_test.yaml")
+	if err := os.WriteFile(nopol, []byte("cases:\n  - {user: a, action: help, allow: true}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var ue usageError
+	if _, _, err := runPolicyCmd("test", nopol); !errors.As(err, &ue) || !strings.Contains(err.Error(), "names no policy: give --config FILE") {
+		t.Errorf("table without policy: %v", err)
+	}
+	if _, _, err := runPolicyCmd("test", "--config", cfg, nopol); err != nil {
+		t.Errorf("table without policy, with --config: %v", err)
+	}
+	// An invalid table is an error with file:line.
+	if err := os.WriteFile(bad, []byte("cases:\n  - {user: a, action: help, allow: maybe}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runPolicyCmd("test", bad); err == nil || !strings.Contains(err.Error(), bad+":2: allow: want true or false") {
+		t.Errorf("invalid table: %v", err)
+	}
+}

@@ -1,0 +1,310 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/shipbot/shipbot/gitops"
+)
+
+// Explanation is a decision and the policy lines that produced it.
+type Explanation struct {
+	Query    gitops.AuthzQuery
+	Decision gitops.Decision
+	// Err is set when the policy could not be evaluated; Decision is then
+	// a denial.
+	Err error
+	// Groups are the user's groups in the environment, each with the g
+	// lines that make the user a member.
+	Groups []Membership
+	// Allow are the allow lines matching the request, in file order. When
+	// the request is allowed, Allow[0] is the rule that allowed it.
+	Allow []RuleMatch
+	// Deny are the deny lines matching the request, in file order. Any one
+	// of them denies; Deny[0] is the one the decision names.
+	Deny []RuleMatch
+	// Review and Justify are the review and justify lines matching an
+	// allowed request, in file order; the first one of each applies, the
+	// others are shadowed by it.
+	Review  []RuleMatch
+	Justify []RuleMatch
+	// Missing is, for a request no rule allows, a line that would allow
+	// exactly it (empty when a deny line matched or when the request holds
+	// values no line should be suggested for).
+	Missing string
+	// Evaluated is false when the request never reached the rules (help, no
+	// user, unknown action, no app or environment).
+	Evaluated bool
+}
+
+// RuleMatch is one policy line that matched.
+type RuleMatch struct {
+	Pos  string // "policy.csv:12"
+	Rule string // the line, e.g. "p, team-checkout, *, checkout, rollback, *"
+	// Via is how the line's subject matched the user: "" for the user
+	// itself, "*" for a line for anyone, else the group the user is in.
+	Via string
+}
+
+// Membership is one group of the user and the g lines, from the user to
+// the group, that make the user a member.
+type Membership struct {
+	Group string
+	Path  []RuleMatch
+}
+
+// Explain evaluates q like Authorize and tells which rules produced the
+// decision: the matching allow and deny lines, the group memberships, the
+// review and justify lines, or the line that is missing.
+func (e *Enforcer) Explain(q gitops.AuthzQuery) Explanation {
+	return e.cur.Load().explain(q)
+}
+
+func (st *enforcerState) explain(q gitops.AuthzQuery) Explanation {
+	x := Explanation{Query: q}
+	ev, err := st.evaluate(q)
+	if err != nil {
+		x.Err = err
+		x.Decision = deny(fmt.Sprintf("the policy could not be evaluated: %v", err))
+		return x
+	}
+	x.Decision = ev.d
+	if !ev.valid {
+		return x
+	}
+	x.Evaluated = true
+	user, env, app, act := q.Subject.User, q.Env, q.App, string(q.Action)
+
+	matched, err := st.matches(q)
+	if err != nil {
+		x.Err = err
+		return x
+	}
+	for _, p := range matched {
+		m := RuleMatch{Pos: p.src.Pos(), Rule: p.src.Text, Via: matchedVia(p.sub, user)}
+		if p.effect == effectDeny {
+			x.Deny = append(x.Deny, m)
+		} else {
+			x.Allow = append(x.Allow, m)
+		}
+	}
+	paths := st.membershipPaths(user, env)
+	for _, g := range ev.groups {
+		x.Groups = append(x.Groups, Membership{Group: g, Path: paths[g]})
+	}
+	if ev.d.Allowed {
+		for i := range st.pol.reviews {
+			if r := &st.pol.reviews[i]; st.reviewMatches(r, user, env, app, act, ev.groups) {
+				x.Review = append(x.Review, RuleMatch{Pos: r.src.Pos(), Rule: r.src.Text, Via: matchedVia(r.sub, user)})
+			}
+		}
+		for i := range st.pol.justifies {
+			if j := &st.pol.justifies[i]; scopeMatches(j.env, j.app, j.act, env, app, act) {
+				x.Justify = append(x.Justify, RuleMatch{Pos: j.src.Pos(), Rule: j.src.Text})
+			}
+		}
+	} else if len(x.Deny) == 0 {
+		x.Missing = suggestion(user, env, app, act)
+	}
+	return x
+}
+
+func matchedVia(sub, user string) string {
+	if sub == user {
+		return ""
+	}
+	return sub
+}
+
+// matches returns every p line whose matcher matches q, in file order, by
+// evaluating the model's own matcher with a recording function around it.
+func (st *enforcerState) matches(q gitops.AuthzQuery) ([]permRule, error) {
+	st.explainMu.Lock()
+	defer st.explainMu.Unlock()
+	st.recorded = nil
+	_, err := st.se.EnforceWithMatcher(st.explainMatcher,
+		q.Subject.User, q.Env, q.App, string(q.Action), q.Subject.Channel)
+	rec := st.recorded
+	st.recorded = nil
+	if err != nil {
+		return nil, fmt.Errorf("policy: explaining %s %s %s for %s: %w", q.Action, q.App, q.Env, q.Subject.User, err)
+	}
+	out := make([]permRule, 0, len(rec))
+	for _, fields := range rec {
+		if p, ok := st.pol.perm(fields); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// membershipPaths finds, for each group user is in in env, the shortest
+// chain of g lines from user to the group.
+func (st *enforcerState) membershipPaths(user, env string) map[string][]RuleMatch {
+	paths := map[string][]RuleMatch{}
+	type node struct {
+		name string
+		path []RuleMatch
+	}
+	queue := []node{{name: user}}
+	seen := map[string]bool{user: true}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, r := range st.pol.roles {
+			if r.user != n.name || seen[r.group] || !globMatch(env, r.env) {
+				continue
+			}
+			seen[r.group] = true
+			p := append(slices.Clone(n.path), RuleMatch{Pos: r.src.Pos(), Rule: r.src.Text})
+			paths[r.group] = p
+			queue = append(queue, node{name: r.group, path: p})
+		}
+	}
+	return paths
+}
+
+// String renders the explanation for a terminal, one fact per line, e.g.
+//
+//	request:   alice rollback checkout in prod from #ops
+//	decision:  allowed
+//	reason:    alice is in team-checkout in prod
+//	groups:    team-checkout  (policy.csv:16: g, alice, team-checkout, *)
+//	allow:     policy.csv:27: p, team-checkout, *, checkout, rollback, *  (as team-checkout)  <- decides
+//	deny:      none matches
+//	review:    none: the change lands directly
+//	justify:   required, of kind pagerduty-incident or jira-issue  (policy.csv:45: justify, prod, *, rollback, pagerduty-incident|jira-issue)
+func (x Explanation) String() string {
+	var b strings.Builder
+	row := func(label, format string, args ...any) {
+		if label != "" {
+			label += ":"
+		}
+		fmt.Fprintf(&b, "%-10s %s\n", label, fmt.Sprintf(format, args...))
+	}
+	q := x.Query
+	req := explainValue(q.Subject.User) + " " + explainValue(string(q.Action)) + " " + explainValue(q.App) + " in " + explainValue(q.Env)
+	if q.App == "" && slices.Contains(envWideActions, q.Action) {
+		req = explainValue(q.Subject.User) + " " + explainValue(string(q.Action)) + " " + explainValue(q.Env)
+	}
+	if q.Subject.Channel != "" {
+		req += " from " + display(q.Subject.Channel)
+	} else {
+		req += " (no channel)"
+	}
+	row("request", "%s", req)
+	d := x.Decision
+	switch {
+	case d.Allowed && d.BreakGlass:
+		row("decision", "allowed, BREAK-GLASS")
+	case d.Allowed:
+		row("decision", "allowed")
+	default:
+		row("decision", "DENIED")
+	}
+	if d.Reason != "" {
+		row("reason", "%s", d.Reason)
+	}
+	if x.Err != nil {
+		row("error", "%s", displayRule(x.Err.Error()))
+	}
+	if !x.Evaluated {
+		return b.String()
+	}
+
+	if len(x.Groups) == 0 {
+		row("groups", "none in %s", display(q.Env))
+	}
+	for i, g := range x.Groups {
+		path := make([]string, len(g.Path))
+		for j, p := range g.Path {
+			path[j] = p.String()
+		}
+		row(firstOnly(i, "groups"), "%s  (%s)", display(g.Group), strings.Join(path, "; "))
+	}
+
+	if len(x.Allow) == 0 {
+		row("allow", "none matches: denied by default")
+	}
+	for i, m := range x.Allow {
+		mark := ""
+		if i == 0 && d.Allowed {
+			mark = "  <- decides"
+		}
+		row(firstOnly(i, "allow"), "%s%s%s", m, viaText(m.Via), mark)
+	}
+	if len(x.Deny) == 0 {
+		row("deny", "none matches")
+	}
+	for i, m := range x.Deny {
+		mark := ""
+		if i == 0 {
+			mark = "  <- denies (deny wins)"
+		}
+		row(firstOnly(i, "deny"), "%s%s%s", m, viaText(m.Via), mark)
+	}
+	if x.Missing != "" {
+		row("missing", "a rule such as: %s", x.Missing)
+	}
+	if !d.Allowed {
+		return b.String()
+	}
+
+	switch r := d.Review; {
+	case r.Approvals == 0 && len(x.Review) == 0:
+		row("review", "none: the change lands directly")
+	case r.Approvals == 0:
+		row("review", "none: the change lands directly  (%s)", x.Review[0])
+	default:
+		from := "anyone allowed to approve"
+		if r.Group != "" {
+			from = "group " + display(r.Group)
+		}
+		row("review", "%d approval(s) from %s, the requester never counts  (%s)", r.Approvals, from, x.Review[0])
+	}
+	for _, m := range x.Review[min(1, len(x.Review)):] {
+		row("", "shadowed: %s", m)
+	}
+	switch j := d.Justification; {
+	case !j.Required && len(x.Justify) == 0:
+		row("justify", "not required")
+	case !j.Required:
+		row("justify", "not required  (%s)", x.Justify[0])
+	case len(j.Kinds) == 0:
+		row("justify", "required, of any kind  (%s)", x.Justify[0])
+	default:
+		row("justify", "required, of kind %s  (%s)", strings.Join(j.Kinds, " or "), x.Justify[0])
+	}
+	for _, m := range x.Justify[min(1, len(x.Justify)):] {
+		row("", "shadowed: %s", m)
+	}
+	return b.String()
+}
+
+// String is "file:line: rule".
+func (m RuleMatch) String() string { return m.Pos + ": " + displayRule(m.Rule) }
+
+func firstOnly(i int, name string) string {
+	if i == 0 {
+		return name
+	}
+	return ""
+}
+
+func viaText(v string) string {
+	switch v {
+	case "":
+		return ""
+	case "*":
+		return "  (for anyone)"
+	}
+	return "  (as " + display(v) + ")"
+}
+
+func explainValue(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return display(s)
+}
