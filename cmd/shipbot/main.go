@@ -17,7 +17,9 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/shipbot/shipbot/argo"
 	"github.com/shipbot/shipbot/chat/local"
 	"github.com/shipbot/shipbot/cmd/shipbot/internal/config"
 	"github.com/shipbot/shipbot/cmd/shipbot/internal/demo"
@@ -33,6 +35,7 @@ Usage:
   shipbot demo [--dir DIR] [--as USER]        run the local demo (creates DIR once, default .shipbot-demo)
   shipbot chat --config FILE --as USER [--channel CH]
                                               chat on stdin/stdout against the configured repo
+  shipbot serve --config FILE                 run shipbot in Slack (SHIPBOT_SLACK_* environment, docs/slack.md)
   shipbot check --config FILE                 validate a config, its policy and signing key, then exit
   shipbot policy explain --config FILE --as USER [--channel CH] ACTION APP ENV
                                               the decision and the rules behind it (exit 1: denied)
@@ -69,6 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runChat(ctx, args[1:], stdin, stdout, stderr)
 	case "check":
 		err = runCheck(ctx, args[1:], stdout, stderr)
+	case "serve":
+		err = runServe(ctx, args[1:], stdout, stderr)
 	case "audit":
 		err = runAudit(ctx, args[1:], stdout, stderr)
 	case "policy":
@@ -220,9 +225,17 @@ func loadSigner(s config.Signing) (sign.Signer, error) {
 	return signer, nil
 }
 
-// NewMain loads the config and wires the core with its adapters. withSigner
-// loads the signing key (every command that writes needs it).
+// NewMain loads the config and wires the core with its adapters, with the
+// local directory for commit authors. withSigner loads the signing key
+// (every command that writes needs it).
 func NewMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner bool) (*Main, error) {
+	return NewMainWith(ctx, cfgPath, log, withSigner, nil)
+}
+
+// NewMainWith is NewMain with the directory that maps chat users to commit
+// authors (nil: the local one, user@identity.emailDomain). It is the one
+// place where shipbot is wired, for every front end.
+func NewMainWith(ctx context.Context, cfgPath string, log *slog.Logger, withSigner bool, dir gitops.Directory) (*Main, error) {
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return nil, err
@@ -261,6 +274,23 @@ func NewMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		justifier, tracer = lj, tt
 	}
 	go authz.Watch(ctx, 0, log) // reload the policy on change; an invalid one is refused, the old stays
+	if dir == nil {
+		dir = local.Directory{Domain: cfg.EmailDomain}
+	}
+	var watcher gitops.SyncWatcher
+	var watchTimeout time.Duration
+	if a := cfg.Argo; a != nil {
+		client, err := argo.NewClient(argo.ClientOptions{Server: a.Server, TokenFile: a.TokenFile, CAFile: a.CAFile, InsecureSkipVerify: a.InsecureSkipVerify})
+		if err != nil {
+			return nil, fmt.Errorf("%s: argo: %w", cfgPath, err)
+		}
+		w, err := argo.NewWatcher(client, argo.WatcherOptions{RepoURL: cfg.RepoURL, Branch: cfg.Branch, Timeout: a.Timeout, SyncManual: a.SyncManual, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("%s: argo: %w", cfgPath, err)
+		}
+		watcher = w
+		watchTimeout = a.Timeout
+	}
 	r, err := repo.Open(ctx, repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir})
 	if err != nil {
 		return nil, err
@@ -271,7 +301,9 @@ func NewMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		Authorizer:     authz,
 		Justifier:      justifier,
 		Tracer:         tracer,
-		Directory:      local.Directory{Domain: cfg.EmailDomain},
+		Directory:      dir,
+		Watcher:        watcher,
+		WatchTimeout:   watchTimeout,
 		Committer:      cfg.Committer,
 		Signer:         signerOrNil(signer),
 		FreezeWindows:  cfg.FreezeWindows,

@@ -57,6 +57,16 @@ type File struct {
 			OpenPGPKeys    []string `yaml:"openpgpKeys"`    // armored public keys
 		} `yaml:"trusted"`
 	} `yaml:"signing"`
+	// Argo: the Argo CD that syncs the environment repo; absent: shipbot
+	// reports the commit only.
+	Argo *struct {
+		Server             string `yaml:"server"`
+		TokenFile          string `yaml:"tokenFile"`
+		CAFile             string `yaml:"caFile"`
+		InsecureSkipVerify bool   `yaml:"insecureSkipVerify"`
+		SyncManual         bool   `yaml:"syncManual"`
+		Timeout            string `yaml:"timeout"`
+	} `yaml:"argo"`
 	// Justification: live checks of --why against PagerDuty, Jira and
 	// Opsgenie; absent: the reason's format is checked only.
 	Justification policy.LiveOptions `yaml:"justification"`
@@ -115,7 +125,17 @@ type Config struct {
 	// Live is set when any live justification check is configured; secret
 	// file paths are absolute.
 	Live    *policy.LiveOptions
+	Argo    *Argo
 	Catalog *gitops.Catalog
+}
+
+// Argo is how to reach Argo CD to follow a change until it is live.
+type Argo struct {
+	Server             string
+	TokenFile, CAFile  string
+	InsecureSkipVerify bool
+	SyncManual         bool          // sync apps without automated sync to our commit
+	Timeout            time.Duration // how long to watch (default 5m)
 }
 
 // Signing says how shipbot signs its commits and which keys the audit trusts.
@@ -367,6 +387,23 @@ func (v *validator) check(file string, f *File) *Config {
 	}
 
 	v.freezes(f, cfg, envs)
+	if a := f.Argo; a != nil {
+		cfg.Argo = &Argo{Server: a.Server, TokenFile: abs(a.TokenFile), CAFile: abs(a.CAFile), InsecureSkipVerify: a.InsecureSkipVerify, SyncManual: a.SyncManual, Timeout: 5 * time.Minute}
+		if a.Server == "" {
+			v.addf("argo.server", "required: Argo CD's URL, e.g. https://argocd.example.com")
+		}
+		if a.TokenFile == "" {
+			v.addf("argo.tokenFile", "required: a file holding the API token of an account with get and sync on applications")
+		}
+		if a.Timeout != "" {
+			d, err := time.ParseDuration(a.Timeout)
+			if err != nil || d <= 0 {
+				v.addf("argo.timeout", "%q is not a positive duration; write e.g. 5m", a.Timeout)
+			} else {
+				cfg.Argo.Timeout = d
+			}
+		}
+	}
 	if j := f.Justification; j.PagerDuty != nil || j.Jira != nil || j.Opsgenie != nil {
 		if j.PagerDuty != nil {
 			j.PagerDuty.TokenFile = abs(j.PagerDuty.TokenFile)

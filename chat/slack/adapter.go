@@ -1,0 +1,647 @@
+// Package slack is shipbot's Slack front end. It turns /ship slash
+// commands, @mentions and direct messages into requests to the core (the
+// same grammar as every chat: chat/command), shows each plan as one message
+// with Confirm and Cancel buttons that only the requester can press, and
+// updates that message in place as the change is committed.
+//
+// Slack reaches shipbot through Socket Mode (RunSocketMode) or over HTTP
+// (HTTPHandler: Events API, slash commands, interactivity, every request
+// signature-checked). Either way shipbot acknowledges at once and works
+// after the acknowledgement, and a delivery Slack repeats (retries, the same
+// event twice, a double click) runs once: deliveries are deduplicated in a
+// bounded cache, and request ids derive from Slack's own ids, so even a
+// redelivery the cache has forgotten maps to the same commit.
+//
+// Who asks is read from Slack, never from the message: the Slack user's
+// profile email names the policy subject (Directory). Someone shipbot can't
+// identify is refused.
+package slack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	slackgo "github.com/slack-go/slack"
+
+	"github.com/shipbot/shipbot/chat/command"
+	"github.com/shipbot/shipbot/gitops"
+)
+
+// Core is the part of shipbot's core the adapter drives; *gitops.Service
+// implements it.
+type Core interface {
+	Handle(ctx context.Context, req gitops.Request) gitops.Response
+	Confirm(ctx context.Context, p *gitops.Plan) gitops.Response
+	Cancel(p *gitops.Plan, why string) gitops.Response
+	ConfirmTimeout() time.Duration
+}
+
+var _ Core = (*gitops.Service)(nil)
+
+// Options wire an Adapter.
+type Options struct {
+	API       API        // required: the Slack Web API (*slack.Client); 429s are retried (WithRateLimit)
+	Core      Core       // required
+	Directory *Directory // required: who the Slack users are
+	Logger    *slog.Logger
+	Metrics   Metrics
+	// Command is the slash command (default "/ship").
+	Command string
+	// BotUserID is shipbot's own Slack user id; its messages are ignored.
+	BotUserID string
+	RateLimit RateLimit
+	// MaxDiffLines bounds the diff shown in a plan (default 40).
+	MaxDiffLines int
+	// DedupeTTL is how long a delivery is remembered (default 1h; Slack
+	// retries an event for about 5 minutes).
+	DedupeTTL time.Duration
+	// DedupeMax bounds the remembered deliveries (default 100000).
+	DedupeMax int
+	// WorkTimeout bounds the work of one request or answer (default 5m).
+	WorkTimeout time.Duration
+	// MaxPendingPerUser bounds the plans one person has waiting for an
+	// answer (default 3); MaxPending all of them (default 1000).
+	MaxPendingPerUser int
+	MaxPending        int
+	Now               func() time.Time
+}
+
+// Adapter connects Slack to the core.
+type Adapter struct {
+	o    Options
+	api  API
+	log  *slog.Logger
+	seen *ttlCache[struct{}]
+
+	base context.Context // work outlives the delivery; cancelled only on a hard stop
+	stop context.CancelFunc
+
+	mu      sync.Mutex
+	pending map[string]*pending // request id -> plan waiting for its answer
+
+	work      tracker
+	connected atomic.Bool
+}
+
+// pending is a plan shown with buttons, waiting for its requester.
+type pending struct {
+	plan   *gitops.Plan
+	userID string // Slack user who asked: the only one who may answer
+	ref    msgRef // the plan's message
+	at     time.Time
+	timer  *time.Timer
+}
+
+// msgRef names a message shipbot posted and keeps updating.
+type msgRef struct{ channel, ts string }
+
+// New returns an Adapter. It accepts deliveries until Shutdown.
+func New(o Options) (*Adapter, error) {
+	switch {
+	case o.API == nil:
+		return nil, errors.New("slack: no API")
+	case o.Core == nil:
+		return nil, errors.New("slack: no core")
+	case o.Directory == nil:
+		return nil, errors.New("slack: no directory")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NopMetrics{}
+	}
+	if o.Command == "" {
+		o.Command = "/ship"
+	}
+	if o.MaxDiffLines <= 0 {
+		o.MaxDiffLines = defaultMaxDiff
+	}
+	if o.DedupeTTL <= 0 {
+		o.DedupeTTL = time.Hour
+	}
+	if o.DedupeMax <= 0 {
+		o.DedupeMax = 100000
+	}
+	if o.WorkTimeout <= 0 {
+		o.WorkTimeout = 5 * time.Minute
+	}
+	if o.MaxPendingPerUser <= 0 {
+		o.MaxPendingPerUser = 3
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 1000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	a := &Adapter{
+		o:       o,
+		log:     o.Logger,
+		seen:    newTTLCache[struct{}](o.DedupeTTL, o.DedupeMax, o.Now),
+		pending: map[string]*pending{},
+	}
+	a.api = WithRateLimit(o.API, o.RateLimit, o.Logger, o.Metrics)
+	a.base, a.stop = context.WithCancel(context.Background())
+	a.work.log = o.Logger
+	return a, nil
+}
+
+// Ready reports whether shipbot is connected to Slack and taking requests.
+func (a *Adapter) Ready() bool { return a.Accepting() && a.connected.Load() }
+
+// Accepting reports whether new deliveries are taken (false once Shutdown began).
+func (a *Adapter) Accepting() bool { return a.work.Open() }
+
+// StopAccepting refuses new deliveries; work in flight goes on.
+func (a *Adapter) StopAccepting() { a.work.CloseIntake() }
+
+// Shutdown stops taking deliveries, lets the work in flight finish (a
+// confirmed change is committed and its message updated), then cancels the
+// plans still waiting for an answer and says so in their messages. If ctx
+// ends first, the remaining work is cancelled and ctx's error returned.
+func (a *Adapter) Shutdown(ctx context.Context) error {
+	a.StopAccepting()
+	defer a.stop()
+	if err := a.work.Wait(ctx); err != nil {
+		a.log.Error("shutdown: work still running; cancelling it", "err", err)
+		return err
+	}
+	a.mu.Lock()
+	left := make([]*pending, 0, len(a.pending))
+	for id, p := range a.pending {
+		p.timer.Stop()
+		left = append(left, p)
+		delete(a.pending, id)
+	}
+	a.mu.Unlock()
+	for _, p := range left {
+		a.work.Go(func() { a.finishUnanswered(ctx, p, "shipbot is shutting down", "cancelled") })
+	}
+	if err := a.work.Wait(ctx); err != nil {
+		a.log.Error("shutdown: could not update every waiting plan", "err", err)
+		return err
+	}
+	a.log.Info("slack adapter stopped", "cancelled_plans", len(left))
+	return nil
+}
+
+// tracker runs work in goroutines and waits for it. New deliveries go
+// through Intake, which refuses them once the intake is closed: checking
+// and registering are one step, so Shutdown's wait sees every delivery it
+// did not refuse.
+type tracker struct {
+	log    *slog.Logger
+	mu     sync.Mutex
+	n      int
+	idle   chan struct{}
+	closed bool
+}
+
+// Open reports whether Intake takes work.
+func (t *tracker) Open() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.closed
+}
+
+// CloseIntake makes Intake refuse work from now on.
+func (t *tracker) CloseIntake() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+}
+
+// Intake runs f for a new delivery, unless the intake is closed.
+func (t *tracker) Intake(f func()) bool {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return false
+	}
+	t.add()
+	t.mu.Unlock()
+	t.run(f)
+	return true
+}
+
+// Go runs f, work that belongs to a delivery already taken.
+func (t *tracker) Go(f func()) {
+	t.mu.Lock()
+	t.add()
+	t.mu.Unlock()
+	t.run(f)
+}
+
+func (t *tracker) add() {
+	if t.n == 0 {
+		t.idle = make(chan struct{})
+	}
+	t.n++
+}
+
+func (t *tracker) run(f func()) {
+	go func() {
+		defer t.done()
+		defer func() {
+			if r := recover(); r != nil {
+				t.log.Error("panic in slack handler", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			}
+		}()
+		f()
+	}()
+}
+
+func (t *tracker) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n--; t.n == 0 {
+		close(t.idle)
+	}
+}
+
+// Wait returns when no work runs, or with ctx's error.
+func (t *tracker) Wait(ctx context.Context) error {
+	for {
+		t.mu.Lock()
+		if t.n == 0 {
+			t.mu.Unlock()
+			return nil
+		}
+		idle := t.idle
+		t.mu.Unlock()
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// firstDelivery records keys and reports whether none of them was seen.
+func (a *Adapter) firstDelivery(keys ...string) bool {
+	first := true
+	for _, k := range keys {
+		if k != "" && !a.seen.Add(k, struct{}{}) {
+			first = false
+		}
+	}
+	return first
+}
+
+// inbound is one chat message to shipbot, whatever way it came.
+type inbound struct {
+	kind     string // "slash", "mention", "dm"
+	team     string
+	channel  string
+	user     string
+	text     string
+	ts       string // mention, dm: the message
+	threadTS string // mention, dm: the thread it is in, if any
+	trigger  string // slash: the trigger id
+}
+
+// requestID derives the request id from Slack's ids for the message, so a
+// redelivery maps to the same request (and so to the same commit).
+func (in inbound) requestID() string {
+	if in.kind == "slash" {
+		return gitops.NewRequestID("slack", in.team, in.channel, in.user, "slash", in.trigger)
+	}
+	return gitops.NewRequestID("slack", in.team, in.channel, in.ts)
+}
+
+// dedupeKey names the message itself (not the delivery).
+func (in inbound) dedupeKey() string {
+	if in.kind == "slash" {
+		return "slash:" + in.team + ":" + in.trigger
+	}
+	return "msg:" + in.team + ":" + in.channel + ":" + in.ts
+}
+
+// receive takes a message after its delivery was acknowledged.
+func (a *Adapter) receive(in inbound, deliveryKey string) {
+	log := a.log.With("via", in.kind, "slack_user", in.user, "slack_channel", in.channel)
+	if !a.Accepting() {
+		log.Warn("delivery dropped: shutting down")
+		return
+	}
+	if !a.firstDelivery(deliveryKey, in.dedupeKey()) {
+		log.Info("duplicate delivery ignored", "request", in.requestID())
+		return
+	}
+	if !a.work.Intake(func() { a.handleMessage(in) }) {
+		log.Warn("delivery dropped: shutting down", "request", in.requestID())
+	}
+}
+
+// click is a press on a plan's button.
+type click struct {
+	team, channel, user  string
+	actionID, value      string
+	messageTS, actionTS  string
+	triggerID, container string
+}
+
+// receiveClick takes a button press after it was acknowledged.
+func (a *Adapter) receiveClick(c click) {
+	log := a.log.With("slack_user", c.user, "slack_channel", c.channel, "request", c.value)
+	if !a.Accepting() {
+		log.Warn("click dropped: shutting down")
+		return
+	}
+	if !a.firstDelivery("click:" + c.team + ":" + c.user + ":" + c.actionTS + ":" + c.triggerID) {
+		log.Info("duplicate click ignored")
+		return
+	}
+	if !a.work.Intake(func() { a.handleClick(c) }) {
+		log.Warn("click dropped: shutting down")
+	}
+}
+
+func (a *Adapter) handleMessage(in inbound) {
+	ctx, cancel := context.WithTimeout(a.base, a.o.WorkTimeout)
+	defer cancel()
+	id := in.requestID()
+	log := a.log.With("request", id, "via", in.kind, "slack_user", in.user, "slack_channel", in.channel)
+
+	req, err := command.Parse(unescaper.Replace(in.text))
+	if err != nil {
+		log.Info("request rejected", "reason", userMessage(err))
+		a.o.Metrics.Request("invalid", string(gitops.OutcomeRejected))
+		a.reply(ctx, log, in, textMessage(userMessage(err)))
+		return
+	}
+	if req.Action == gitops.ActionHelp {
+		help := command.Help()
+		if req.App != "" {
+			help = "usage: " + command.Usage(gitops.Action(req.App))
+		}
+		a.o.Metrics.Request(string(gitops.ActionHelp), string(gitops.OutcomeAnswered))
+		a.reply(ctx, log, in, textMessage("```\n"+help+"\n```"))
+		return
+	}
+	log = log.With("action", string(req.Action), "app", req.App, "env", req.Env)
+
+	ident, err := a.o.Directory.Resolve(ctx, in.user)
+	if err != nil {
+		a.refuse(ctx, log, in, id, req.Action, "identity", err)
+		return
+	}
+	channel, err := a.o.Directory.ChannelName(ctx, in.channel)
+	if err != nil {
+		a.refuse(ctx, log, in, id, req.Action, "channel", err)
+		return
+	}
+	log = log.With("user", ident.Subject, "groups", ident.Groups, "channel", channel)
+	if req.Action.Writes() {
+		if msg := a.tooManyPending(in.user); msg != "" {
+			log.Info("request refused", "reason", msg)
+			a.o.Metrics.Denied("busy")
+			a.o.Metrics.Request(string(req.Action), string(gitops.OutcomeRejected))
+			a.reply(ctx, log, in, textMessage(fmt.Sprintf("[%s] %s", id, msg)))
+			return
+		}
+	}
+	req.ID, req.User, req.Channel, req.At = id, ident.Subject, channel, a.o.Now()
+
+	// The request's one message: posted now, updated in place from here on.
+	ref, err := a.post(ctx, in, workingMessage(id, in.user, req))
+	if err != nil {
+		log.Error("can't post to the channel; request dropped", "err", err)
+		a.o.Metrics.Request(string(req.Action), string(gitops.OutcomeFailed))
+		return
+	}
+	resp := a.o.Core.Handle(ctx, req)
+	if resp.Outcome == gitops.OutcomeDenied {
+		a.o.Metrics.Denied("policy")
+	}
+	if resp.Outcome != gitops.OutcomeConfirm || resp.Plan == nil {
+		a.o.Metrics.Request(string(req.Action), string(resp.Outcome))
+		a.update(ctx, log, ref, textMessage(resp.Text))
+		return
+	}
+	p := &pending{plan: resp.Plan, userID: in.user, ref: ref, at: req.At}
+	timeout := a.o.Core.ConfirmTimeout()
+	a.mu.Lock()
+	a.pending[id] = p
+	p.timer = time.AfterFunc(timeout, func() { a.expire(id) })
+	a.mu.Unlock()
+	log.Info("plan shown; waiting for the requester", "timeout", timeout)
+	if err := a.update(ctx, log, ref, planMessage(resp.Plan, in.user, timeout.String(), a.o.MaxDiffLines)); err != nil {
+		// Nobody can press buttons that were never shown.
+		if p := a.take(id); p != nil {
+			a.o.Core.Cancel(p.plan, "the plan could not be shown in Slack")
+			a.o.Metrics.Request(string(req.Action), string(gitops.OutcomeFailed))
+		}
+	}
+}
+
+// refuse answers a request shipbot won't pass to the core: the user or
+// channel can't be identified, or Slack could not be asked.
+func (a *Adapter) refuse(ctx context.Context, log *slog.Logger, in inbound, id string, action gitops.Action, reason string, err error) {
+	var ue *gitops.UserError
+	if errors.As(err, &ue) {
+		log.Warn("request denied", "reason", reason, "why", ue.Message)
+		a.o.Metrics.Denied(reason)
+		a.o.Metrics.Request(string(action), string(gitops.OutcomeDenied))
+		a.reply(ctx, log, in, textMessage(fmt.Sprintf("[%s] denied: %s", id, ue.Message)))
+		return
+	}
+	log.Error("request failed", "reason", reason, "err", err)
+	a.o.Metrics.Request(string(action), string(gitops.OutcomeFailed))
+	a.reply(ctx, log, in, textMessage(fmt.Sprintf("[%s] shipbot could not check this request with Slack and did nothing; try again in a minute. Operators can find the details in the log under request %s.", id, id)))
+}
+
+func userMessage(err error) string {
+	var ue *gitops.UserError
+	if errors.As(err, &ue) {
+		return ue.Message
+	}
+	return err.Error()
+}
+
+func (a *Adapter) tooManyPending(userID string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.pending) >= a.o.MaxPending {
+		return "shipbot has too many plans waiting for an answer; try again in a few minutes"
+	}
+	n := 0
+	for _, p := range a.pending {
+		if p.userID == userID {
+			n++
+		}
+	}
+	if n >= a.o.MaxPendingPerUser {
+		return fmt.Sprintf("you have %d plans waiting for your answer; confirm or cancel one of them first", n)
+	}
+	return ""
+}
+
+// take removes the pending plan id and stops its timer.
+func (a *Adapter) take(id string) *pending {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.pending[id]
+	if p != nil {
+		p.timer.Stop()
+		delete(a.pending, id)
+	}
+	return p
+}
+
+// expire cancels a plan nobody answered in time. Taking the plan and
+// registering the work happen under a.mu, so Shutdown either cancels the
+// plan itself or waits for this.
+func (a *Adapter) expire(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.pending[id]
+	if p == nil {
+		return
+	}
+	delete(a.pending, id)
+	a.work.Go(func() {
+		ctx, cancel := context.WithTimeout(a.base, a.o.WorkTimeout)
+		defer cancel()
+		a.finishUnanswered(ctx, p, fmt.Sprintf("no answer within %s", a.o.Core.ConfirmTimeout()), "expired")
+	})
+}
+
+// finishUnanswered cancels a plan that got no answer and says so.
+func (a *Adapter) finishUnanswered(ctx context.Context, p *pending, why, outcome string) {
+	log := a.log.With("request", p.plan.Request.ID, "user", p.plan.Request.User)
+	resp := a.o.Core.Cancel(p.plan, why)
+	a.o.Metrics.Request(string(p.plan.Request.Action), outcome)
+	a.update(ctx, log, p.ref, resultMessage(p.plan, p.userID, ":no_entry_sign:", "", resp.Text, a.o.MaxDiffLines))
+}
+
+func (a *Adapter) handleClick(c click) {
+	ctx, cancel := context.WithTimeout(a.base, a.o.WorkTimeout)
+	defer cancel()
+	log := a.log.With("request", c.value, "slack_user", c.user, "slack_channel", c.channel, "answer", c.actionID)
+	verb := "confirm"
+	if c.actionID == actionCancel {
+		verb = "cancel"
+	}
+
+	a.mu.Lock()
+	p := a.pending[c.value]
+	switch {
+	case p == nil:
+		a.mu.Unlock()
+		log.Info("answer to a plan that is not waiting")
+		a.ephemeral(ctx, log, c.channel, c.user, mrkdwnMessage(fmt.Sprintf("Request %s is no longer waiting for an answer: it was answered, it expired, or shipbot restarted. Send the command again if you still need it.", escape(c.value))))
+		return
+	case p.ref.channel != c.channel || p.ref.ts != c.messageTS:
+		a.mu.Unlock()
+		log.Warn("answer from a message that is not the plan's")
+		a.ephemeral(ctx, log, c.channel, c.user, mrkdwnMessage("These buttons don't belong to that request."))
+		return
+	case p.userID != c.user:
+		a.mu.Unlock()
+		log.Warn("answer refused: not the requester", "requester", p.userID)
+		a.o.Metrics.Denied("not_requester")
+		a.ephemeral(ctx, log, c.channel, c.user, mrkdwnMessage(fmt.Sprintf("Only <@%s>, who asked, can %s request %s.", p.userID, verb, escape(c.value))))
+		return
+	}
+	p.timer.Stop()
+	delete(a.pending, c.value)
+	a.mu.Unlock()
+
+	plan := p.plan
+	log = log.With("user", plan.Request.User, "action", string(plan.Request.Action), "app", plan.Request.App, "env", plan.Request.Env)
+	if c.actionID == actionCancel {
+		resp := a.o.Core.Cancel(plan, plan.Request.User+" said no")
+		a.o.Metrics.Request(string(plan.Request.Action), string(resp.Outcome))
+		a.update(ctx, log, p.ref, resultMessage(plan, p.userID, ":no_entry_sign:", "", resp.Text, a.o.MaxDiffLines))
+		return
+	}
+
+	confirmed := a.o.Now()
+	note := fmt.Sprintf("confirmed by <@%s>", c.user)
+	a.update(ctx, log, p.ref, progressMessage(plan, p.userID, ":hourglass_flowing_sand: "+note+"; committing…", "committing…", a.o.MaxDiffLines))
+	resp := a.o.Core.Confirm(ctx, plan)
+	a.o.Metrics.Request(string(plan.Request.Action), string(resp.Outcome))
+	icon := ":x:"
+	switch resp.Outcome {
+	case gitops.OutcomeCommitted:
+		now := a.o.Now()
+		a.o.Metrics.Committed(now.Sub(p.at), now.Sub(confirmed))
+		icon = ":white_check_mark:"
+	case gitops.OutcomeDenied:
+		a.o.Metrics.Denied("policy")
+		icon = ":no_entry:"
+	}
+	a.update(ctx, log, p.ref, resultMessage(plan, p.userID, icon, note, resp.Text, a.o.MaxDiffLines))
+}
+
+// reply answers a message outside its request's message: only the sender
+// sees it for a slash command; a mention or DM is answered in its thread.
+func (a *Adapter) reply(ctx context.Context, log *slog.Logger, in inbound, m message) {
+	if in.kind == "slash" {
+		a.ephemeral(ctx, log, in.channel, in.user, m)
+		return
+	}
+	if _, err := a.post(ctx, in, m); err != nil {
+		log.Error("slack reply failed", "err", err)
+	}
+}
+
+// post posts m for in: in the thread of a mention or DM, in the channel
+// for a slash command.
+func (a *Adapter) post(ctx context.Context, in inbound, m message) (msgRef, error) {
+	opts := m.options()
+	if in.kind != "slash" {
+		thread := in.threadTS
+		if thread == "" {
+			thread = in.ts
+		}
+		opts = append(opts, slackgo.MsgOptionTS(thread))
+	}
+	ch, ts, err := a.api.PostMessageContext(ctx, in.channel, opts...)
+	if err != nil {
+		return msgRef{}, fmt.Errorf("chat.postMessage: %w", err)
+	}
+	return msgRef{channel: ch, ts: ts}, nil
+}
+
+// update rewrites a message shipbot posted.
+func (a *Adapter) update(ctx context.Context, log *slog.Logger, ref msgRef, m message) error {
+	_, _, _, err := a.api.UpdateMessageContext(ctx, ref.channel, ref.ts, m.options()...)
+	if err != nil {
+		log.Error("slack message update failed", "err", err, "ts", ref.ts)
+		return fmt.Errorf("chat.update: %w", err)
+	}
+	return nil
+}
+
+// ephemeral shows m to one user only.
+func (a *Adapter) ephemeral(ctx context.Context, log *slog.Logger, channel, user string, m message) {
+	if _, err := a.api.PostEphemeralContext(ctx, channel, user, m.options()...); err != nil {
+		log.Error("slack ephemeral message failed", "err", err)
+	}
+}
+
+// isOwnMessage reports whether a message event must be ignored: shipbot's
+// own messages, other bots, edits and other subtypes.
+func (a *Adapter) isOwnMessage(user, botID, subtype string) bool {
+	return botID != "" || subtype != "" || user == "" || (a.o.BotUserID != "" && user == a.o.BotUserID)
+}
+
+// trimCommand removes the slash command itself from a command's text, in
+// case a client sent it along.
+func trimCommand(cmd, text string) string {
+	t := strings.TrimSpace(text)
+	if rest, ok := strings.CutPrefix(t, cmd); ok && (rest == "" || rest[0] == ' ') {
+		return strings.TrimSpace(rest)
+	}
+	return t
+}

@@ -1,0 +1,258 @@
+package slack
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	slackgo "github.com/slack-go/slack"
+
+	"github.com/shipbot/shipbot/gitops"
+)
+
+// Slack's limits (https://api.slack.com/reference/block-kit/blocks): a
+// section's text is at most 3000 characters, a message at most 50 blocks.
+// shipbot keeps well inside them and counts bytes, which are never fewer
+// than characters.
+const (
+	maxSectionBytes = 2900
+	maxTextSections = 20
+	maxFallback     = 300
+	defaultMaxDiff  = 40
+
+	actionConfirm = "shipbot_confirm"
+	actionCancel  = "shipbot_cancel"
+	blockActions  = "shipbot_answer"
+)
+
+// escaper turns text into Slack mrkdwn that shows exactly that text: no
+// @channel, user mention or link can be smuggled in by chat input or repo
+// content.
+var escaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+func escape(s string) string { return escaper.Replace(s) }
+
+// unescaper undoes Slack's encoding of message text (one pass, so "&amp;lt;"
+// becomes "&lt;", not "<").
+var unescaper = strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">")
+
+// cutLine shortens one line to at most n bytes on a rune boundary.
+func cutLine(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	n -= len("…")
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:max(n, 0)] + "…"
+}
+
+// cutLines keeps whole lines of s while there are at most maxLines of them
+// and they fit in maxBytes; it returns them and how many lines it dropped.
+func cutLines(s string, maxLines, maxBytes int) (string, int) {
+	lines := strings.Split(s, "\n")
+	var b strings.Builder
+	kept := 0
+	for _, l := range lines {
+		l = cutLine(l, maxBytes)
+		extra := len(l)
+		if kept > 0 {
+			extra++
+		}
+		if kept == maxLines || b.Len()+extra > maxBytes {
+			break
+		}
+		if kept > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(l)
+		kept++
+	}
+	return b.String(), len(lines) - kept
+}
+
+// diffText renders a diff as a code block of at most maxLines lines; a
+// longer diff ends with "… N more lines".
+func diffText(diff string, maxLines int) string {
+	diff = strings.TrimRight(diff, "\n")
+	if diff == "" {
+		return "_(no diff)_"
+	}
+	const frame = len("```\n\n```") + len("\n… 1000000 more lines")
+	kept, more := cutLines(escape(diff), maxLines, maxSectionBytes-frame)
+	if more > 0 {
+		kept += fmt.Sprintf("\n… %d more lines", more)
+	}
+	return "```\n" + kept + "\n```"
+}
+
+// textSections splits a reply into mrkdwn sections that each fit Slack's
+// limit, at line boundaries, closing and reopening a ``` block that spans
+// two sections. Past maxTextSections it ends with "… N more lines".
+func textSections(text string) []string {
+	lines := strings.Split(escape(strings.TrimRight(text, "\n")), "\n")
+	var out []string
+	var b strings.Builder
+	inCode := false
+	// Room for a closing fence, an opening one and the "more" note.
+	budget := maxSectionBytes - len("\n```") - len("```\n") - len("\n… 1000000 more lines")
+	flush := func() {
+		if inCode {
+			b.WriteString("\n```")
+		}
+		out = append(out, b.String())
+		b.Reset()
+		if inCode {
+			b.WriteString("```\n")
+		}
+	}
+	for i, l := range lines {
+		l = cutLine(l, budget)
+		if b.Len() > 0 && b.Len()+1+len(l) > budget {
+			if len(out) == maxTextSections-1 {
+				if inCode {
+					b.WriteString("\n```")
+				}
+				fmt.Fprintf(&b, "\n… %d more lines", len(lines)-i)
+				return append(out, b.String())
+			}
+			flush()
+		}
+		if b.Len() > 0 && !strings.HasSuffix(b.String(), "```\n") {
+			b.WriteByte('\n')
+		}
+		b.WriteString(l)
+		if strings.Count(l, "```")%2 == 1 {
+			inCode = !inCode
+		}
+	}
+	if b.Len() > 0 || len(out) == 0 {
+		out = append(out, b.String())
+	}
+	return out
+}
+
+func section(text string) slackgo.Block {
+	return slackgo.NewSectionBlock(slackgo.NewTextBlockObject(slackgo.MarkdownType, text, false, false), nil, nil)
+}
+
+func contextBlock(text string) slackgo.Block {
+	return slackgo.NewContextBlock("", slackgo.NewTextBlockObject(slackgo.MarkdownType, text, false, false))
+}
+
+// fallback is the plain notification text of a message with blocks.
+func fallback(s string) string {
+	s = gitops.OneLine(s)
+	return escape(cutLine(s, maxFallback))
+}
+
+// message is one rendered chat message: blocks and the notification text.
+type message struct {
+	text   string
+	blocks []slackgo.Block
+}
+
+func (m message) options() []slackgo.MsgOption {
+	return []slackgo.MsgOption{
+		slackgo.MsgOptionText(m.text, false),
+		slackgo.MsgOptionBlocks(m.blocks...),
+		slackgo.MsgOptionDisableLinkUnfurl(),
+		slackgo.MsgOptionDisableMediaUnfurl(),
+	}
+}
+
+// mrkdwnMessage is a short message shipbot wrote itself in mrkdwn (with
+// mentions); any untrusted part of it must already be escaped.
+func mrkdwnMessage(mrkdwn string) message {
+	return message{text: cutLine(gitops.OneLine(mrkdwn), maxFallback), blocks: []slackgo.Block{section(cutLine(mrkdwn, maxSectionBytes))}}
+}
+
+// textMessage renders a plain-text reply (status, history, errors): every
+// character shows as itself, nothing is a mention or a link.
+func textMessage(text string) message {
+	m := message{text: fallback(firstLine(text))}
+	for _, s := range textSections(text) {
+		m.blocks = append(m.blocks, section(s))
+	}
+	return m
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
+}
+
+// workingMessage is shown while shipbot computes a plan.
+func workingMessage(id, userID string, req gitops.Request) message {
+	what := describe(req)
+	return message{
+		text: fallback(fmt.Sprintf("[%s] %s: working on it", id, what)),
+		blocks: []slackgo.Block{
+			section(fmt.Sprintf(":hourglass_flowing_sand: `[%s]` <@%s> asked: `%s`: working on it…", id, userID, escape(what))),
+		},
+	}
+}
+
+// describe is a request in a few safe words (parsed names only, no --why).
+func describe(req gitops.Request) string {
+	parts := []string{string(req.Action), req.App}
+	switch {
+	case req.Action == gitops.ActionPromote:
+		parts = append(parts, req.FromEnv, "to", req.Env)
+	case req.Env != "":
+		parts = append(parts, req.Env)
+	}
+	if req.Tag != "" {
+		parts = append(parts, "to", req.Tag)
+	}
+	return strings.Join(strings.Fields(strings.Join(parts, " ")), " ")
+}
+
+// planBlocks are the parts of a plan message that stay through its life:
+// summary, who and why, the diff.
+func planBlocks(p *gitops.Plan, userID string, maxDiff int) []slackgo.Block {
+	head := fmt.Sprintf("*`[%s]` %s*\nrequested by <@%s>", p.Request.ID, escape(p.Summary), userID)
+	if why := p.Justification.Text; why != "" {
+		head += "\nwhy: " + escape(why)
+	}
+	return []slackgo.Block{section(head), section(diffText(p.Diff, maxDiff))}
+}
+
+// planMessage asks the requester to confirm or cancel.
+func planMessage(p *gitops.Plan, userID string, timeout string, maxDiff int) message {
+	blocks := planBlocks(p, userID, maxDiff)
+	note := fmt.Sprintf("Only <@%s> can confirm. Nothing is written before Confirm; this plan is cancelled after %s.", userID, timeout)
+	if p.Environment.Protected {
+		note = fmt.Sprintf("*%s is protected.* ", escape(p.Environment.Name)) + note
+	}
+	confirm := slackgo.NewButtonBlockElement(actionConfirm, p.Request.ID, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Confirm", false, false))
+	confirm.Style = slackgo.StylePrimary
+	cancel := slackgo.NewButtonBlockElement(actionCancel, p.Request.ID, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Cancel", false, false))
+	cancel.Style = slackgo.StyleDanger
+	blocks = append(blocks, contextBlock(note), slackgo.NewActionBlock(blockActions, confirm, cancel))
+	return message{text: fallback(fmt.Sprintf("[%s] %s: confirm or cancel", p.Request.ID, p.Summary)), blocks: blocks}
+}
+
+// progressMessage replaces the buttons once an answer is being acted on;
+// note is mrkdwn, status the same in plain words for notifications.
+func progressMessage(p *gitops.Plan, userID, note, status string, maxDiff int) message {
+	blocks := append(planBlocks(p, userID, maxDiff), contextBlock(note))
+	return message{text: fallback(fmt.Sprintf("[%s] %s: %s", p.Request.ID, p.Summary, status)), blocks: blocks}
+}
+
+// resultMessage shows the plan and what became of it.
+func resultMessage(p *gitops.Plan, userID, icon, note, result string, maxDiff int) message {
+	blocks := planBlocks(p, userID, maxDiff)
+	if note != "" {
+		blocks = append(blocks, contextBlock(note))
+	}
+	secs := textSections(result)
+	if len(secs) > 0 {
+		secs[0] = icon + " " + secs[0]
+	}
+	for _, s := range secs {
+		blocks = append(blocks, section(s))
+	}
+	return message{text: fallback(firstLine(result)), blocks: blocks}
+}

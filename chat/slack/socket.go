@@ -1,0 +1,162 @@
+package slack
+
+import (
+	"context"
+	"errors"
+
+	slackgo "github.com/slack-go/slack"
+	"github.com/slack-go/slack/slackevents"
+	"github.com/slack-go/slack/socketmode"
+)
+
+// RunSocketMode receives Slack's deliveries over a Socket Mode connection
+// until ctx ends (then it returns nil) or the connection can't be opened
+// (bad app token). The client reconnects by itself when Slack asks.
+// Every envelope is acknowledged first; the work runs after the ack.
+func (a *Adapter) RunSocketMode(ctx context.Context, client *socketmode.Client) error {
+	h := socketmode.NewSocketmodeHandler(client)
+	h.Handle(socketmode.EventTypeConnected, func(*socketmode.Event, *socketmode.Client) {
+		a.connected.Store(true)
+		a.log.Info("slack socket mode connected")
+	})
+	for _, t := range []socketmode.EventType{socketmode.EventTypeConnecting, socketmode.EventTypeConnectionError, socketmode.EventTypeDisconnect} {
+		h.Handle(t, func(evt *socketmode.Event, _ *socketmode.Client) {
+			a.connected.Store(false)
+			a.log.Info("slack socket mode not connected", "state", string(evt.Type))
+		})
+	}
+	h.Handle(socketmode.EventTypeInvalidAuth, func(*socketmode.Event, *socketmode.Client) {
+		a.connected.Store(false)
+		a.log.Error("slack socket mode: the app token was refused (invalid_auth)")
+	})
+	h.HandleSlashCommand(a.o.Command, a.socketSlash)
+	h.HandleInteractionBlockAction(actionConfirm, a.socketClick(actionConfirm))
+	h.HandleInteractionBlockAction(actionCancel, a.socketClick(actionCancel))
+	h.HandleEvents(slackevents.AppMention, a.socketEvent)
+	h.HandleEvents(slackevents.Message, a.socketEvent)
+	h.HandleDefault(func(evt *socketmode.Event, c *socketmode.Client) {
+		// Acknowledge whatever else Slack sends so it isn't redelivered.
+		if evt.Request != nil && evt.Request.EnvelopeID != "" {
+			a.ack(c, evt)
+		}
+		a.log.Debug("slack socket mode event ignored", "type", string(evt.Type))
+	})
+	err := h.RunEventLoopContext(ctx)
+	a.connected.Store(false)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return nil
+	}
+	return err
+}
+
+func (a *Adapter) ack(c *socketmode.Client, evt *socketmode.Event) {
+	if evt.Request == nil {
+		return
+	}
+	if err := c.Ack(*evt.Request); err != nil {
+		a.log.Error("slack socket mode ack failed", "envelope", evt.Request.EnvelopeID, "err", err)
+	}
+}
+
+func (a *Adapter) socketSlash(evt *socketmode.Event, c *socketmode.Client) {
+	a.ack(c, evt)
+	cmd, ok := evt.Data.(slackgo.SlashCommand)
+	if !ok {
+		return
+	}
+	a.receive(slashInbound(a.o.Command, cmd), "")
+}
+
+func slashInbound(command string, cmd slackgo.SlashCommand) inbound {
+	return inbound{
+		kind: "slash", team: cmd.TeamID, channel: cmd.ChannelID, user: cmd.UserID,
+		text: trimCommand(command, cmd.Text), trigger: cmd.TriggerID,
+	}
+}
+
+func (a *Adapter) socketClick(actionID string) socketmode.SocketmodeHandlerFunc {
+	return func(evt *socketmode.Event, c *socketmode.Client) {
+		a.ack(c, evt)
+		cb, ok := evt.Data.(slackgo.InteractionCallback)
+		if !ok {
+			return
+		}
+		for _, cl := range clicks(cb) {
+			if cl.actionID == actionID {
+				a.receiveClick(cl)
+			}
+		}
+	}
+}
+
+// clicks extracts shipbot's button presses from an interaction.
+func clicks(cb slackgo.InteractionCallback) []click {
+	if cb.Type != slackgo.InteractionTypeBlockActions {
+		return nil
+	}
+	channel := cb.Channel.ID
+	if channel == "" {
+		channel = cb.Container.ChannelID
+	}
+	msgTS := cb.Container.MessageTs
+	if msgTS == "" {
+		msgTS = cb.Message.Timestamp
+	}
+	team := cb.Team.ID
+	if team == "" {
+		team = cb.User.TeamID
+	}
+	var out []click
+	for _, act := range cb.ActionCallback.BlockActions {
+		if act.ActionID != actionConfirm && act.ActionID != actionCancel {
+			continue
+		}
+		actionTS := act.ActionTs
+		if actionTS == "" {
+			actionTS = cb.ActionTs
+		}
+		out = append(out, click{
+			team: team, channel: channel, user: cb.User.ID,
+			actionID: act.ActionID, value: act.Value,
+			messageTS: msgTS, actionTS: actionTS, triggerID: cb.TriggerID,
+		})
+	}
+	return out
+}
+
+func (a *Adapter) socketEvent(evt *socketmode.Event, c *socketmode.Client) {
+	a.ack(c, evt)
+	ev, ok := evt.Data.(slackevents.EventsAPIEvent)
+	if !ok {
+		return
+	}
+	var eventID string
+	if cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent); ok {
+		eventID = cb.EventID
+	}
+	if evt.Request != nil && evt.Request.RetryAttempt > 0 {
+		a.log.Info("slack redelivery", "event", eventID, "retry", evt.Request.RetryAttempt, "reason", evt.Request.RetryReason)
+	}
+	a.event(ev, eventID)
+}
+
+// event handles an Events API event, whatever way it came.
+func (a *Adapter) event(ev slackevents.EventsAPIEvent, eventID string) {
+	key := ""
+	if eventID != "" {
+		key = "event:" + eventID
+	}
+	switch e := ev.InnerEvent.Data.(type) {
+	case *slackevents.AppMentionEvent:
+		if a.isOwnMessage(e.User, e.BotID, "") {
+			return
+		}
+		a.receive(inbound{kind: "mention", team: ev.TeamID, channel: e.Channel, user: e.User, text: e.Text, ts: e.TimeStamp, threadTS: e.ThreadTimeStamp}, key)
+	case *slackevents.MessageEvent:
+		// Only direct messages; channel messages reach shipbot as mentions.
+		if e.ChannelType != slackevents.ChannelTypeIM || a.isOwnMessage(e.User, e.BotID, e.SubType) {
+			return
+		}
+		a.receive(inbound{kind: "dm", team: ev.TeamID, channel: e.Channel, user: e.User, text: e.Text, ts: e.TimeStamp, threadTS: e.ThreadTimeStamp}, key)
+	}
+}
