@@ -231,6 +231,26 @@ func (s *Service) authorize(ctx context.Context, log *slog.Logger, req Request, 
 	return d, nil
 }
 
+// ErrNeedsReview means the policy requires approvals before the change may
+// merge.
+var ErrNeedsReview = errors.New("needs review")
+
+// reviewable refuses a change the policy says needs approvals: shipbot only
+// merges directly what the policy lets merge directly (pull requests for
+// reviewed changes are not built yet), so a required review is never skipped.
+func reviewable(req Request, r Review) error {
+	if r.Approvals <= 0 {
+		return nil
+	}
+	from := "anyone allowed to approve"
+	if r.Group != "" && r.Group != "*" {
+		from = "group " + r.Group
+	}
+	return &UserError{Err: ErrNeedsReview, Message: fmt.Sprintf(
+		"the policy says %s of %s in %s needs %d approval(s) from %s (the requester does not count) before it merges; shipbot merges only what may land directly and does not open pull requests yet, so nothing was written. Open a pull request in the environment repo, or ask for a policy that lets this land directly.",
+		req.Action, req.App, req.Env, r.Approvals, from)}
+}
+
 // rejected turns a user-facing error into a reply; other errors are failures.
 func (s *Service) rejected(log *slog.Logger, req Request, err error) Response {
 	var ue *UserError
@@ -310,6 +330,11 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 		p.Restart = s.o.Now().UTC().Format(time.RFC3339)
 	}
 	if err := s.compute(ctx, snap, p); err != nil {
+		return nil, s.rejected(log, req, err)
+	}
+	// After the plan, so that a freeze (temporary) is reported before a
+	// required review (structural).
+	if err := reviewable(req, decision.Review); err != nil {
 		return nil, s.rejected(log, req, err)
 	}
 	return p, Response{}
@@ -430,8 +455,12 @@ func (s *Service) Confirm(ctx context.Context, p *Plan) Response {
 func (s *Service) confirm(ctx context.Context, log *slog.Logger, p *Plan) Response {
 	req := p.Request
 	// The policy may have changed while the question was open.
-	if _, resp := s.authorize(ctx, log, req, p.Environment, req.Action); resp != nil {
+	decision, resp := s.authorize(ctx, log, req, p.Environment, req.Action)
+	if resp != nil {
 		return *resp
+	}
+	if err := reviewable(req, decision.Review); err != nil {
+		return s.rejected(log, req, err)
 	}
 	author, err := s.o.Directory.Person(ctx, req.User)
 	if err != nil {
