@@ -124,6 +124,11 @@ type SyncStatus struct {
 	Message  string // the controller's own reason (conditions, failing resources)
 }
 
+// LiveStatus reads what the controller shows now for one target.
+type LiveStatus interface {
+	Status(ctx context.Context, t Target) (SyncStatus, error)
+}
+
 // SyncWatcher asks the controller (Argo CD) to pick up a commit and watches
 // until the commit is live and healthy, failed, or the context ends.
 // progress is called on every change of status.

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/templates"
@@ -27,6 +30,7 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 	}
 	data := templates.Status{App: req.App, Now: s.o.Now()}
 	var denied []string
+	var shown []Target
 	h := &historyReader{repo: s.o.Repo}
 	for _, env := range s.o.Catalog.Envs {
 		t, ok := targets[env.Name]
@@ -51,6 +55,10 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 			es.Last = &c
 		}
 		data.Envs = append(data.Envs, es)
+		shown = append(shown, t)
+	}
+	for i, l := range s.live(ctx, shown) {
+		data.Envs[i].Live = l
 	}
 	if len(data.Envs) == 0 && len(denied) > 0 {
 		return Response{Outcome: OutcomeDenied, Text: fmt.Sprintf(
@@ -127,4 +135,95 @@ func (s *Service) PreviousTag(ctx context.Context, app, env string) (string, err
 	}
 	h := &historyReader{repo: s.o.Repo}
 	return h.previousTag(ctx, snap, t, cur)
+}
+
+// liveTimeout bounds asking the controller for status.
+const liveTimeout = 10 * time.Second
+
+// live asks the controller for every target at once; nil without one.
+func (s *Service) live(ctx context.Context, targets []Target) []*templates.Live {
+	if s.o.Live == nil {
+		return make([]*templates.Live, len(targets))
+	}
+	ctx, cancel := context.WithTimeout(ctx, liveTimeout)
+	defer cancel()
+	out := make([]*templates.Live, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			st, err := s.o.Live.Status(ctx, t)
+			if err != nil {
+				out[i] = &templates.Live{Err: userMessage(err)}
+				return
+			}
+			out[i] = &templates.Live{Sync: st.Sync, Health: st.Health, Revision: st.Revision, Message: OneLine(st.Message)}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// health summarises every app of an environment: tag from git, sync and
+// health from the controller, unhealthy first.
+func (s *Service) health(ctx context.Context, log *slog.Logger, req Request) Response {
+	env, err := s.o.Catalog.Env(req.Env)
+	if err != nil {
+		return s.rejected(log, req, err)
+	}
+	snap, err := s.o.Repo.Fetch(ctx)
+	if err != nil {
+		return s.failed(log, req, err)
+	}
+	var targets []Target
+	denied := 0
+	for _, app := range s.o.Catalog.AppNames() {
+		t, ok := s.o.Catalog.Apps[app][env.Name]
+		if !ok {
+			continue
+		}
+		r := req
+		r.App, r.Action = app, ActionStatus
+		if resp := s.readAllowed(ctx, log, r, env); resp != nil {
+			denied++
+			continue
+		}
+		targets = append(targets, t)
+	}
+	if len(targets) == 0 && denied > 0 {
+		return Response{Outcome: OutcomeDenied, Text: fmt.Sprintf("[%s] denied: no policy rule lets %s see the status of any app in %s", req.ID, req.User, env.Name)}
+	}
+	lives := s.live(ctx, targets)
+	data := templates.Health{Env: env.Name}
+	for i, t := range targets {
+		tag, err := edit.CurrentTag(snap, t.Location)
+		if err != nil {
+			tag = "?"
+		}
+		data.Apps = append(data.Apps, templates.HealthApp{App: t.App, Tag: tag, Live: lives[i]})
+	}
+	sort.SliceStable(data.Apps, func(i, j int) bool { return rank(data.Apps[i].Live) < rank(data.Apps[j].Live) })
+	switch {
+	case s.o.Live == nil:
+		data.Note = "Argo CD is not configured (argo: in shipbot.yaml): tags are from git only."
+	case denied > 0:
+		data.Note = fmt.Sprintf("%d app(s) left out: the policy doesn't let %s see them.", denied, req.User)
+	}
+	text, err := templates.HealthReply(data)
+	if err != nil {
+		return s.failed(log, req, err)
+	}
+	return Response{Outcome: OutcomeAnswered, Text: text}
+}
+
+// rank orders health lines: broken first, healthy last.
+func rank(l *templates.Live) int {
+	switch {
+	case l == nil:
+		return 3
+	case l.Err != "" || l.Health == "Degraded" || l.Health == "Missing":
+		return 0
+	case l.Health != "Healthy" || l.Sync != "Synced":
+		return 1
+	}
+	return 2
 }

@@ -60,6 +60,8 @@ type ServiceOptions struct {
 	Watcher SyncWatcher
 	// WatchTimeout bounds a watch (default 5m).
 	WatchTimeout time.Duration
+	// Live reads the controller's view for status and health; nil: git only.
+	Live LiveStatus
 }
 
 // Validate fills defaults and checks that the required parts are there.
@@ -195,6 +197,8 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, req Request) Res
 		return s.status(ctx, log, req)
 	case ActionHistory:
 		return s.history(ctx, log, req)
+	case ActionHealth:
+		return s.health(ctx, log, req)
 	case ActionRollback, ActionRestart, ActionPromote, ActionFreeze, ActionUnfreeze:
 		plan, resp := s.plan(ctx, log, req)
 		if plan == nil {

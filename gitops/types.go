@@ -22,6 +22,7 @@ const (
 	ActionStatus   Action = "status"
 	ActionHistory  Action = "history"
 	ActionHelp     Action = "help"
+	ActionHealth   Action = "health" // authorized as status of each app
 	ActionFreeze   Action = "freeze"
 	ActionUnfreeze Action = "unfreeze"
 	// ActionBreakGlass is not a command: the policy action a user needs to

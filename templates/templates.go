@@ -106,7 +106,32 @@ type EnvStatus struct {
 	Restarted string
 	Last      *Change
 	Err       string
+	Live      *Live // what Argo CD shows; nil when not configured
 }
+
+// Live is the controller's view of one app in one environment.
+type Live struct {
+	Sync, Health, Revision, Message string
+	InGit                           bool   // the synced revision is the repo's tip for this app
+	Err                             string // the controller could not be asked
+}
+
+// HealthApp is one app's line of a health reply.
+type HealthApp struct {
+	App  string
+	Tag  string
+	Live *Live
+}
+
+// Health is the reply to `health ENV`, unhealthy apps first.
+type Health struct {
+	Env  string
+	Apps []HealthApp
+	Note string
+}
+
+// HealthReply renders the apps of an environment, unhealthy first.
+func HealthReply(d Health) (string, error) { return render("health.tmpl", d) }
 
 // Change is one past change of an app in an environment.
 type Change struct {

@@ -131,6 +131,23 @@ func TestReplies(t *testing.T) {
 	golden(t, "reply_history_empty", empty)
 }
 
+func TestHealthReply(t *testing.T) {
+	got, err := HealthReply(Health{Env: "prod", Apps: []HealthApp{
+		{App: "search", Tag: "1.0.0", Live: &Live{Sync: "Synced", Health: "Degraded", Revision: "0123456789abcdef", Message: "Deployment/search: progress deadline exceeded"}},
+		{App: "payments", Tag: "2.6.0", Live: &Live{Err: "argo: connection refused"}},
+		{App: "checkout", Tag: "1.4.1", Live: &Live{Sync: "Synced", Health: "Healthy", Revision: "fedcba9876543210"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_health", got)
+	none, err := HealthReply(Health{Env: "qa", Note: "Argo CD is not configured (argo: in shipbot.yaml): tags are from git only."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_health_empty", none)
+}
+
 func TestAgo(t *testing.T) {
 	for d, want := range map[time.Duration]string{10 * time.Second: "just now", 5 * time.Minute: "5m ago", 3 * time.Hour: "3h ago", 72 * time.Hour: "3d ago"} {
 		if got := ago(now, now.Add(-d)); got != want {

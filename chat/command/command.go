@@ -164,6 +164,8 @@ func Parse(line string) (gitops.Request, error) {
 		err = p.freeze(&req)
 	case gitops.ActionUnfreeze:
 		err = p.unfreeze(&req)
+	case gitops.ActionHealth:
+		err = p.unfreeze(&req) // the same shape: one ENV
 	}
 	if err != nil {
 		return gitops.Request{}, err

@@ -28,7 +28,7 @@ var (
 	usageStatus   = "Usage: " + usages[status]
 	usageHistory  = "Usage: " + usages[history]
 	usageHelp     = "Usage: " + usages[help]
-	allCommands   = "rollback, restart, promote, status, history, freeze, unfreeze, help"
+	allCommands   = "rollback, restart, promote, status, history, health, freeze, unfreeze, help"
 )
 
 type parseTest struct {
@@ -306,6 +306,8 @@ var parseTests = []parseTest{
 	{name: "freeze bad until", line: "freeze prod until friday --why x", errHas: []string{`"friday" is not a time`}},
 	{name: "freeze --until without value", line: "freeze prod --until", errHas: []string{"--until needs a time"}},
 	{name: "until on rollback", line: "rollback checkout prod --until 4h --why x", errHas: []string{"--until only applies to freeze"}},
+	{name: "health", line: "health prod", want: R{Action: gitops.ActionHealth, Env: "prod"}},
+	{name: "health needs env", line: "health", errHas: []string{"missing ENV", "health ENV"}},
 	{name: "unfreeze", line: "unfreeze prod", want: R{Action: gitops.ActionUnfreeze, Env: "prod"}},
 	{name: "unfreeze extra", line: "unfreeze prod now", errHas: []string{`unexpected argument "now"`}},
 	{name: "promote break glass", line: "promote checkout staging to prod --break-glass --why OPS-9",

@@ -151,7 +151,7 @@ func render(req gitops.Request) (string, bool) {
 		if req.Until != "" {
 			words = append(words, "until", req.Until)
 		}
-	case gitops.ActionUnfreeze:
+	case gitops.ActionUnfreeze, gitops.ActionHealth:
 		words = append(words, req.Env)
 	}
 	if req.BreakGlass {

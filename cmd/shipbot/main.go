@@ -278,6 +278,7 @@ func NewMainWith(ctx context.Context, cfgPath string, log *slog.Logger, withSign
 		dir = local.Directory{Domain: cfg.EmailDomain}
 	}
 	var watcher gitops.SyncWatcher
+	var live gitops.LiveStatus
 	var watchTimeout time.Duration
 	if a := cfg.Argo; a != nil {
 		client, err := argo.NewClient(argo.ClientOptions{Server: a.Server, TokenFile: a.TokenFile, CAFile: a.CAFile, InsecureSkipVerify: a.InsecureSkipVerify})
@@ -288,7 +289,7 @@ func NewMainWith(ctx context.Context, cfgPath string, log *slog.Logger, withSign
 		if err != nil {
 			return nil, fmt.Errorf("%s: argo: %w", cfgPath, err)
 		}
-		watcher = w
+		watcher, live = w, w
 		watchTimeout = a.Timeout
 	}
 	r, err := repo.Open(ctx, repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir})
@@ -304,6 +305,7 @@ func NewMainWith(ctx context.Context, cfgPath string, log *slog.Logger, withSign
 		Directory:      dir,
 		Watcher:        watcher,
 		WatchTimeout:   watchTimeout,
+		Live:           live,
 		Committer:      cfg.Committer,
 		Signer:         signerOrNil(signer),
 		FreezeWindows:  cfg.FreezeWindows,
