@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"path"
 	"sort"
@@ -261,16 +260,7 @@ func (f *IndexFiles) ReadFile(p string) ([]byte, error) {
 	if h.IsZero() {
 		return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
 	}
-	b, err := f.ix.repo.git.BlobObject(h)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	rd, err := b.Reader()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
-	}
-	defer rd.Close()
-	return io.ReadAll(rd)
+	return f.ix.repo.readBlob(p, h)
 }
 
 // ReadDir returns the files directly in dir at the position.

@@ -39,14 +39,23 @@ func (s *Snapshot) Hash() plumbing.Hash { return s.Commit.Hash }
 
 // ReadFile returns a file's content; an error wrapping fs.ErrNotExist if absent.
 func (s *Snapshot) ReadFile(p string) ([]byte, error) {
-	f, err := s.tree.File(clean(p))
-	if err != nil {
-		if errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
+	e, err := s.tree.FindEntry(clean(p))
+	if err != nil || !e.Mode.IsFile() {
+		if err == nil || errors.Is(err, object.ErrFileNotFound) || errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
 			return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
 		}
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	rd, err := f.Reader()
+	return s.repo.readBlob(p, e.Hash)
+}
+
+// readBlob reads the content of blob h (the file p, for errors).
+func (r *Repo) readBlob(p string, h plumbing.Hash) ([]byte, error) {
+	b, err := r.git.BlobObject(h)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", p, err)
+	}
+	rd, err := b.Reader()
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
