@@ -19,6 +19,7 @@ import (
 
 	chatslack "github.com/shipbot/shipbot/chat/slack"
 	"github.com/shipbot/shipbot/chat/slack/slackmetrics"
+	"github.com/shipbot/shipbot/cmd/shipbot/internal/config"
 	"github.com/shipbot/shipbot/gitops"
 )
 
@@ -30,14 +31,26 @@ import (
 // an answer, and exits.
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := flags("serve", stderr)
-	cfgPath := fs.String("config", "", "config file (shipbot.yaml); Slack settings come from SHIPBOT_SLACK_* environment variables")
+	cfgPath := fs.String("config", "", "config file (shipbot.yaml); its slack: settings can be overridden by SHIPBOT_* environment variables")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *cfgPath == "" {
 		return usageError{errors.New("--config is required")}
 	}
-	scfg, err := chatslack.ConfigFromEnv(os.LookupEnv)
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	// Slack settings: the config file's slack: section, each key
+	// overridden by its SHIPBOT_* environment variable.
+	scfg, err := chatslack.ConfigFromEnv(func(k string) (string, bool) {
+		if v, ok := os.LookupEnv(k); ok {
+			return v, true
+		}
+		v, ok := cfg.Slack[k]
+		return v, ok
+	})
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,19 @@ type File struct {
 			OpenPGPKeys    []string `yaml:"openpgpKeys"`    // armored public keys
 		} `yaml:"trusted"`
 	} `yaml:"signing"`
+	// Slack: shipbot serve's Slack settings; each key can be overridden by
+	// its SHIPBOT_* environment variable (docs/slack.md). Secrets are files.
+	Slack struct {
+		Mode              string   `yaml:"mode"`
+		BotTokenFile      string   `yaml:"botTokenFile"`
+		AppTokenFile      string   `yaml:"appTokenFile"`
+		SigningSecretFile string   `yaml:"signingSecretFile"`
+		Listen            string   `yaml:"listen"`
+		APIURL            string   `yaml:"apiURL"`
+		Command           string   `yaml:"command"`
+		EmailDomains      []string `yaml:"emailDomains"`
+		SubjectsFile      string   `yaml:"subjectsFile"`
+	} `yaml:"slack"`
 	// Argo: the Argo CD that syncs the environment repo; absent: shipbot
 	// reports the commit only.
 	Argo *struct {
@@ -124,8 +137,11 @@ type Config struct {
 	FreezeWindows  []gitops.FreezeWindow
 	// Live is set when any live justification check is configured; secret
 	// file paths are absolute.
-	Live    *policy.LiveOptions
-	Argo    *Argo
+	Live *policy.LiveOptions
+	Argo *Argo
+	// Slack holds shipbot serve's Slack settings from the file, keyed by the
+	// SHIPBOT_* environment variable that overrides each.
+	Slack   map[string]string
 	Catalog *gitops.Catalog
 }
 
@@ -387,6 +403,18 @@ func (v *validator) check(file string, f *File) *Config {
 	}
 
 	v.freezes(f, cfg, envs)
+	sl := f.Slack
+	cfg.Slack = map[string]string{}
+	for k, val := range map[string]string{
+		"SHIPBOT_SLACK_MODE": sl.Mode, "SHIPBOT_SLACK_BOT_TOKEN_FILE": abs(sl.BotTokenFile),
+		"SHIPBOT_SLACK_APP_TOKEN_FILE": abs(sl.AppTokenFile), "SHIPBOT_SLACK_SIGNING_SECRET_FILE": abs(sl.SigningSecretFile),
+		"SHIPBOT_LISTEN": sl.Listen, "SHIPBOT_SLACK_API_URL": sl.APIURL, "SHIPBOT_SLACK_COMMAND": sl.Command,
+		"SHIPBOT_SLACK_EMAIL_DOMAINS": strings.Join(sl.EmailDomains, ","), "SHIPBOT_SLACK_SUBJECTS_FILE": abs(sl.SubjectsFile),
+	} {
+		if val != "" {
+			cfg.Slack[k] = val
+		}
+	}
 	if a := f.Argo; a != nil {
 		cfg.Argo = &Argo{Server: a.Server, TokenFile: abs(a.TokenFile), CAFile: abs(a.CAFile), InsecureSkipVerify: a.InsecureSkipVerify, SyncManual: a.SyncManual, Timeout: 5 * time.Minute}
 		if a.Server == "" {

@@ -210,3 +210,29 @@ freezes:
 		}
 	}
 }
+
+// The slack: section becomes the SHIPBOT_* keys that override it.
+func TestSlackSection(t *testing.T) {
+	cfg, err := Parse("/etc/shipbot/shipbot.yaml", []byte(good+`
+slack:
+  mode: http
+  signingSecretFile: secrets/slack-signing
+  botTokenFile: /run/secrets/bot
+  emailDomains: [acme.example, acme.dev]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"SHIPBOT_SLACK_MODE": "http", "SHIPBOT_SLACK_SIGNING_SECRET_FILE": "/etc/shipbot/secrets/slack-signing",
+		"SHIPBOT_SLACK_BOT_TOKEN_FILE": "/run/secrets/bot", "SHIPBOT_SLACK_EMAIL_DOMAINS": "acme.example,acme.dev",
+	}
+	if len(cfg.Slack) != len(want) {
+		t.Errorf("slack = %v", cfg.Slack)
+	}
+	for k, v := range want {
+		if cfg.Slack[k] != v {
+			t.Errorf("%s = %q, want %q", k, cfg.Slack[k], v)
+		}
+	}
+}
