@@ -15,20 +15,6 @@ import (
 // Every envelope is acknowledged first; the work runs after the ack.
 func (a *Adapter) RunSocketMode(ctx context.Context, client *socketmode.Client) error {
 	h := socketmode.NewSocketmodeHandler(client)
-	h.Handle(socketmode.EventTypeConnected, func(*socketmode.Event, *socketmode.Client) {
-		a.connected.Store(true)
-		a.log.Info("slack socket mode connected")
-	})
-	for _, t := range []socketmode.EventType{socketmode.EventTypeConnecting, socketmode.EventTypeConnectionError, socketmode.EventTypeDisconnect} {
-		h.Handle(t, func(evt *socketmode.Event, _ *socketmode.Client) {
-			a.connected.Store(false)
-			a.log.Info("slack socket mode not connected", "state", string(evt.Type))
-		})
-	}
-	h.Handle(socketmode.EventTypeInvalidAuth, func(*socketmode.Event, *socketmode.Client) {
-		a.connected.Store(false)
-		a.log.Error("slack socket mode: the app token was refused (invalid_auth)")
-	})
 	h.HandleSlashCommand(a.o.Command, a.socketSlash)
 	h.HandleInteractionBlockAction(actionConfirm, a.socketClick(actionConfirm))
 	h.HandleInteractionBlockAction(actionCancel, a.socketClick(actionCancel))
@@ -41,12 +27,50 @@ func (a *Adapter) RunSocketMode(ctx context.Context, client *socketmode.Client) 
 		}
 		a.log.Debug("slack socket mode event ignored", "type", string(evt.Type))
 	})
-	err := h.RunEventLoopContext(ctx)
+	// Our own loop: the connection's state events are applied here, in the
+	// order they arrive (slack-go's handler runs every handler in its own
+	// goroutine, so a late "connecting" could overwrite "connected" and keep
+	// /readyz false while shipbot works); everything else goes to the handlers.
+	go func() {
+		for {
+			select {
+			case evt, ok := <-client.Events:
+				if !ok {
+					return
+				}
+				if !a.connectionState(evt) {
+					h.DispatchEvent(evt)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	err := client.RunContext(ctx)
 	a.connected.Store(false)
 	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return nil
 	}
 	return err
+}
+
+// connectionState applies a connection event in order and reports whether
+// evt was one.
+func (a *Adapter) connectionState(evt socketmode.Event) bool {
+	switch evt.Type {
+	case socketmode.EventTypeConnected:
+		a.connected.Store(true)
+		a.log.Info("slack socket mode connected")
+	case socketmode.EventTypeConnecting, socketmode.EventTypeConnectionError, socketmode.EventTypeDisconnect:
+		a.connected.Store(false)
+		a.log.Info("slack socket mode not connected", "state", string(evt.Type))
+	case socketmode.EventTypeInvalidAuth:
+		a.connected.Store(false)
+		a.log.Error("slack socket mode: the app token was refused (invalid_auth)")
+	default:
+		return false
+	}
+	return true
 }
 
 func (a *Adapter) ack(c *socketmode.Client, evt *socketmode.Event) {
