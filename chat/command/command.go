@@ -258,11 +258,13 @@ func (p *argParser) rollback(req *gitops.Request) error {
 	return nil
 }
 
-func (p *argParser) restart(req *gitops.Request) error {
+// appEnv checks the APP ENV arguments a per-app command starts with, and
+// that there are at most max arguments in all.
+func (p *argParser) appEnv(req *gitops.Request, max int) error {
 	if err := p.need("APP", "ENV"); err != nil {
 		return err
 	}
-	if err := p.atMost(2); err != nil {
+	if err := p.atMost(max); err != nil {
 		return err
 	}
 	if err := p.name("app", p.args[0]); err != nil {
@@ -274,6 +276,8 @@ func (p *argParser) restart(req *gitops.Request) error {
 	req.App, req.Env = p.args[0], p.args[1]
 	return nil
 }
+
+func (p *argParser) restart(req *gitops.Request) error { return p.appEnv(req, 2) }
 
 func (p *argParser) promote(req *gitops.Request) error {
 	if err := p.need("APP", "FROM", `"to TO"`); err != nil {
@@ -323,19 +327,9 @@ func (p *argParser) status(req *gitops.Request) error {
 }
 
 func (p *argParser) history(req *gitops.Request) error {
-	if err := p.need("APP", "ENV"); err != nil {
+	if err := p.appEnv(req, 3); err != nil {
 		return err
 	}
-	if err := p.atMost(3); err != nil {
-		return err
-	}
-	if err := p.name("app", p.args[0]); err != nil {
-		return err
-	}
-	if err := p.name("environment", p.args[1]); err != nil {
-		return err
-	}
-	req.App, req.Env = p.args[0], p.args[1]
 	if len(p.args) == 3 {
 		n, ok := smallNumber(p.args[2])
 		if !ok || n < 1 || n > maxLimit {
