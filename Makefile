@@ -7,6 +7,9 @@ PKGS      := ./...
 # Tests run with the race detector where cgo is available (CI has gcc).
 RACE      ?= -race
 
+# make e2e, e2e-contract, demo-argocd: shipbot against a real local Argo CD (deploy/local).
+include deploy/local/e2e.mk
+
 .PHONY: all build test demo lint fmt vet fuzz bench clean
 
 all: lint test

@@ -1,0 +1,500 @@
+//go:build e2e
+
+// Package e2e runs shipbot end to end against a real Argo CD 2.14 with a
+// real kube-apiserver and kube-controller-manager 1.31 (deploy/local/stack):
+// the shipbot binary's own chat, config and wiring (NewMainWith with an
+// argo: section), the real argo watcher, real commits to the demo env repo.
+//
+// Run it with `make e2e`; by hand, inside a network namespace, as root:
+//
+//	bin=$(deploy/local/build.sh | tail -n1)
+//	go build -o bin/shipbot ./cmd/shipbot
+//	go test -c -tags e2e -o bin/e2e.test ./deploy/local/e2e
+//	go run ./deploy/local/harness netns -- bin/e2e.test -test.v -bin $bin -shipbot bin/shipbot
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/deploy/local/stack"
+)
+
+var (
+	binDir  = flag.String("bin", "", "tool binaries from deploy/local/build.sh (required; the suite skips without it)")
+	shipbot = flag.String("shipbot", "bin/shipbot", "the shipbot binary under test")
+	keep    = flag.Bool("keep", false, "keep the work directory (logs, repo) even when the suite passes")
+)
+
+// The suite's shared state: one stack, one demo repo, one chat session.
+var (
+	st   *stack.Stack
+	demo *stack.Demo
+	chat *session
+	work string
+
+	resultsMu sync.Mutex
+	results   []string
+)
+
+func result(format string, args ...any) {
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	results = append(results, fmt.Sprintf(format, args...))
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if *binDir == "" {
+		fmt.Println("e2e: skipped (-bin not set; run `make e2e`)")
+		return
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) (code int) {
+	start := time.Now()
+	ctx := context.Background()
+	var err error
+	if work, err = os.MkdirTemp("", "shipbot-e2e-"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer func() {
+		if code == 0 && !*keep {
+			os.RemoveAll(work)
+		} else {
+			fmt.Printf("e2e: work directory kept: %s (stack logs in stack/logs, shipbot's in shipbot.log)\n", work)
+		}
+	}()
+	sb, _ := filepath.Abs(*shipbot)
+	if demo, err = stack.SetupDemo(ctx, sb, filepath.Join(work, "demo")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	t0 := time.Now()
+	st, err = stack.Start(ctx, stack.Options{
+		BinDir: *binDir, WorkDir: filepath.Join(work, "stack"), RepoPath: demo.Repo,
+		Apps: stack.DemoApps(), Log: os.Stdout,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer st.Stop()
+	result("stack up (9 apps Synced+Healthy): %.1fs", time.Since(t0).Seconds())
+	if err := demo.WriteConfig(st, "3m"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	if chat, err = startChat(sb, demo.Config, filepath.Join(work, "shipbot.log")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer chat.close()
+	code = m.Run()
+	result("suite wall time (setup + scenarios): %.1fs", time.Since(start).Seconds())
+	fmt.Println("\n=== e2e results")
+	for _, r := range results {
+		fmt.Println("E2E:", r)
+	}
+	return code
+}
+
+// session is `shipbot chat` with a pipe for input and timestamped output.
+type session struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines chan line
+	log   *os.File
+
+	mu         sync.Mutex
+	transcript []string
+}
+
+type line struct {
+	text string
+	at   time.Time
+}
+
+func startChat(shipbot, config, logPath string) (*session, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(shipbot, "chat", "--config", config, "--as", "alice")
+	cmd.Stderr = logf
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &session{cmd: cmd, in: in, lines: make(chan line, 1000), log: logf}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			s.lines <- line{sc.Text(), time.Now()}
+		}
+		close(s.lines)
+	}()
+	return s, nil
+}
+
+func (s *session) close() {
+	s.in.Close()
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+	s.log.Close()
+}
+
+func (s *session) send(t *testing.T, text string) time.Time {
+	t.Helper()
+	t.Logf(">> %s", text)
+	if _, err := io.WriteString(s.in, text+"\n"); err != nil {
+		t.Fatalf("write to shipbot chat: %v", err)
+	}
+	return time.Now()
+}
+
+// expect reads output until a line matches re; it fails the test at the
+// timeout or when a line matches one of the fail patterns.
+func (s *session) expect(t *testing.T, re string, timeout time.Duration, fail ...string) ([]string, time.Time) {
+	t.Helper()
+	want := regexp.MustCompile(re)
+	var bad []*regexp.Regexp
+	for _, f := range fail {
+		bad = append(bad, regexp.MustCompile(f))
+	}
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-s.lines:
+			if !ok {
+				t.Fatalf("shipbot chat ended while waiting for %q", re)
+			}
+			t.Logf("<< %s", l.text)
+			for _, b := range bad {
+				if b.MatchString(l.text) {
+					t.Fatalf("unexpected reply (matches %q) while waiting for %q: %s", b, re, l.text)
+				}
+			}
+			if m := want.FindStringSubmatch(l.text); m != nil {
+				return m, l.at
+			}
+		case <-deadline:
+			t.Fatalf("no line matching %q within %s", re, timeout)
+		}
+	}
+}
+
+// confirm sends a request, answers yes and returns the pushed commit (as
+// printed, abbreviated) and when the push was reported.
+func confirm(t *testing.T, as, request string) (string, time.Time) {
+	t.Helper()
+	chat.send(t, "/as "+as)
+	chat.expect(t, `you are now `+as, 10*time.Second)
+	chat.send(t, request)
+	chat.expect(t, "Reply `yes`", 30*time.Second, `denied|not allowed|can't|cannot|nothing to change`)
+	chat.send(t, "yes")
+	m, at := chat.expect(t, `commit ([0-9a-f]{7,}) pushed`, 60*time.Second)
+	return m[1], at
+}
+
+// argoRevision checks that Argo CD shows app at commit, Synced and Healthy.
+func argoAt(t *testing.T, app, commit string) {
+	t.Helper()
+	a, err := st.App(context.Background(), app, "")
+	if err != nil {
+		t.Fatalf("read %s from Argo CD: %v", app, err)
+	}
+	s := a.Status
+	if !strings.HasPrefix(s.Sync.Revision, commit) || s.Sync.Status != "Synced" || s.Health.Status != "Healthy" {
+		t.Fatalf("Argo CD shows %s %s/%s at %s; want Synced/Healthy at %s", app, s.Sync.Status, s.Health.Status, s.Sync.Revision, commit)
+	}
+}
+
+// deployment reads a Deployment from the kube-apiserver's REST API.
+type deployment struct {
+	Spec struct {
+		Template struct {
+			Metadata struct {
+				Annotations map[string]string `json:"annotations"`
+			} `json:"metadata"`
+			Spec struct {
+				Containers []struct {
+					Name  string `json:"name"`
+					Image string `json:"image"`
+				} `json:"containers"`
+			} `json:"spec"`
+		} `json:"template"`
+	} `json:"spec"`
+}
+
+func getDeployment(t *testing.T, ns, name string) deployment {
+	t.Helper()
+	b, err := st.Kube(context.Background(), "GET", "/apis/apps/v1/namespaces/"+ns+"/deployments/"+name, "", nil)
+	if err != nil {
+		t.Fatalf("kube-apiserver: %v", err)
+	}
+	var d deployment
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func image(d deployment, container string) string {
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == container {
+			return c.Image
+		}
+	}
+	return ""
+}
+
+// git runs git in dir.
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=e2e", "GIT_AUTHOR_EMAIL=e2e@shop.example.com",
+		"GIT_COMMITTER_NAME=e2e", "GIT_COMMITTER_EMAIL=e2e@shop.example.com")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+const healthy = `is Synced and Healthy`
+
+// unhealthy replies: any of them ends a scenario that expects Healthy.
+var notHealthy = []string{`Degraded after`, `could not confirm`, ` / (Degraded|Progressing|Missing)`}
+
+// Scenario 1: rollbacks reported Synced and Healthy at shipbot's commit, on
+// an app with automated sync (discovered) and on a manual prod app named
+// by argoApp (shipbot syncs it to its commit).
+func TestRollbackHealthy(t *testing.T) {
+	for _, c := range []struct{ app, env, request string }{
+		{"checkout", "dev", "rollback checkout dev to 1.4.1"},
+		{"checkout", "prod", "rollback checkout prod to 1.4.1 --why https://acme.pagerduty.com/incidents/PQ7R2KD"},
+	} {
+		commit, pushed := confirm(t, "alice", c.request)
+		_, done := chat.expect(t, healthy, 3*time.Minute, notHealthy...)
+		secs := done.Sub(pushed).Seconds()
+		t.Logf("%s %s: push -> Synced and Healthy in %.2fs", c.app, c.env, secs)
+		result("rollback %s %s (%s): push -> \"Synced and Healthy\" %.2fs", c.app, c.env, map[bool]string{true: "automated sync", false: "manual, synced by shipbot"}[c.env != "prod"], secs)
+		argoAt(t, c.app+"-"+c.env, commit)
+		if got := image(getDeployment(t, c.app+"-"+c.env, c.app), c.app); got != "registry.example.com/shop/checkout:1.4.1" {
+			t.Errorf("live image of %s %s: %s, want 1.4.1", c.app, c.env, got)
+		}
+	}
+}
+
+var restartValue = regexp.MustCompile(`shipbot\.io/restartedAt: "([^"]+)"`)
+
+// Scenario 2: a restart whose annotation is live on the Deployment.
+func TestRestartAnnotationLive(t *testing.T) {
+	commit, pushed := confirm(t, "bob", "restart payments staging")
+	_, done := chat.expect(t, healthy, 3*time.Minute, notHealthy...)
+	result("restart payments staging (Helm): push -> \"Synced and Healthy\" %.2fs", done.Sub(pushed).Seconds())
+	argoAt(t, "payments-staging", commit)
+	values := git(t, demo.Repo, "show", commit+":apps/payments/values-staging.yaml")
+	m := restartValue.FindStringSubmatch(values)
+	if m == nil {
+		t.Fatalf("no restart annotation in the committed values:\n%s", values)
+	}
+	d := getDeployment(t, "payments-staging", "payments")
+	if got := d.Spec.Template.Metadata.Annotations["shipbot.io/restartedAt"]; got != m[1] {
+		t.Fatalf("live pod-template annotation shipbot.io/restartedAt = %q, want %q (committed)", got, m[1])
+	}
+	t.Logf("annotation shipbot.io/restartedAt=%s is live on Deployment payments-staging/payments", m[1])
+}
+
+// Scenario 3: a bad tag on a Deployment that can't become available
+// (replicas 1, progressDeadlineSeconds 15, no kubelet: the pod stays
+// Pending) is reported Degraded, with a ready rollback command.
+func TestBadTagDegraded(t *testing.T) {
+	// A person's commit first: search dev gets one replica and a short
+	// progress deadline. It lands together with shipbot's commit.
+	clone := filepath.Join(work, "clone-degraded")
+	git(t, work, "clone", "-q", demo.Repo, clone)
+	f := filepath.Join(clone, "apps/search/dev/search.yaml")
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(b), "  replicas: 0\n", "  replicas: 1\n  progressDeadlineSeconds: 15\n", 1)
+	if y == string(b) {
+		t.Fatalf("no `replicas: 0` in %s", f)
+	}
+	os.WriteFile(f, []byte(y), 0o644)
+	git(t, clone, "commit", "-qam", "search dev: one replica, 15s progress deadline (e2e)")
+	git(t, clone, "push", "-q", "origin", "HEAD:main")
+
+	_, pushed := confirm(t, "bob", "rollback search dev to 9.9.9-does-not-exist")
+	m, done := chat.expect(t, `is (\S+) / Degraded after`, 3*time.Minute, healthy, `could not confirm`)
+	secs := done.Sub(pushed).Seconds()
+	t.Logf("reported %s/Degraded after %.1fs", m[1], secs)
+	chat.expect(t, "To roll back: `rollback search dev to 1.0.1", 5*time.Second)
+	result("bad tag on search dev (replicas 1, progressDeadlineSeconds 15): push -> \"Degraded\" + rollback offer %.1fs", secs)
+}
+
+// Scenario 4a: argocd-server is down from before the push; the watch keeps
+// retrying (discovery, refresh) and reports Healthy once the server is back.
+func TestArgoServerDownAtPush(t *testing.T) {
+	chat.send(t, "/as bob")
+	chat.expect(t, `you are now bob`, 10*time.Second)
+	chat.send(t, "rollback search staging to 1.0.0")
+	chat.expect(t, "Reply `yes`", 30*time.Second)
+	if err := st.StopProcess("argocd-server"); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	chat.send(t, "yes")
+	m, pushed := chat.expect(t, `commit ([0-9a-f]{7,}) pushed`, 60*time.Second)
+	// The watch runs against a dead server: it must not finish.
+	chat.expect(t, `search staging: -, -`, 30*time.Second, healthy, `could not confirm`)
+	time.Sleep(8 * time.Second)
+	select {
+	case l := <-chat.lines:
+		if strings.Contains(l.text, healthy) || strings.Contains(l.text, "could not confirm") {
+			t.Fatalf("watch ended while argocd-server was down: %s", l.text)
+		}
+		t.Logf("<< %s", l.text)
+	default:
+	}
+	if err := st.StartProcess("argocd-server"); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	if err := st.WaitArgo(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("argocd-server down %.1fs (push %.1fs into it)", time.Since(stopped).Seconds(), pushed.Sub(stopped).Seconds())
+	_, done := chat.expect(t, healthy, 3*time.Minute, notHealthy...)
+	argoAt(t, "search-staging", m[1])
+	logb, _ := os.ReadFile(filepath.Join(work, "shipbot.log"))
+	if !strings.Contains(string(logb), "retrying") {
+		t.Errorf("shipbot's log shows no retry while argocd-server was down")
+	}
+	result("argocd-server stopped before the push, restarted %.1fs into the watch: Healthy %.1fs after the restart", restarted.Sub(pushed).Seconds(), done.Sub(restarted).Seconds())
+}
+
+// Scenario 4b: argocd-server stopped in the middle of a watch that is under
+// way (refreshed, stream open, commit not live yet) and started again. The
+// commit is held back the way it is in production: a prod app without
+// automated sync, watched by a shipbot that does not sync (syncManual:
+// false), until a person syncs it after the server is back.
+func TestArgoServerRestartMidWatch(t *testing.T) {
+	cfg := filepath.Join(demo.Dir, "shipbot-argocd-nosync.yaml")
+	if err := demo.WriteConfigTo(cfg, "cache-nosync", st, "3m", false); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(work, "shipbot-nosync.log")
+	c, err := startChat(mustAbs(*shipbot), cfg, logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.send(t, "/as bob")
+	c.expect(t, `you are now bob`, 10*time.Second)
+	c.send(t, "restart search prod --why https://acme.pagerduty.com/incidents/PQ7R2KD")
+	c.expect(t, "Reply `yes`", 30*time.Second, `nothing to change|denied`)
+	c.send(t, "yes")
+	m, pushed := c.expect(t, `commit ([0-9a-f]{7,}) pushed`, 60*time.Second)
+	// The watch is connected and waiting: the app is OutOfSync at our commit.
+	c.expect(t, `search prod: OutOfSync`, 60*time.Second, healthy, `could not confirm`)
+	time.Sleep(2 * time.Second)
+	before := fileSize(t, logPath)
+	term := time.Now()
+	// SIGTERM; argocd-server's graceful shutdown waits for the open watch
+	// stream, so StopProcess ends it with SIGKILL after 10s.
+	if err := st.StopProcess("argocd-server"); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	time.Sleep(5 * time.Second)
+	for drained := false; !drained; {
+		select {
+		case l := <-c.lines:
+			t.Logf("<< %s", l.text)
+			if strings.Contains(l.text, healthy) || strings.Contains(l.text, "could not confirm") {
+				t.Fatalf("watch ended while argocd-server was down: %s", l.text)
+			}
+		default:
+			drained = true
+		}
+	}
+	if err := st.StartProcess("argocd-server"); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	if err := st.WaitArgo(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	full := strings.TrimSpace(git(t, demo.Repo, "rev-parse", m[1]))
+	if err := retryFor(30*time.Second, func() error { return st.Sync(context.Background(), "search-prod", full) }); err != nil {
+		t.Fatalf("sync search-prod as a person: %v", err)
+	}
+	t.Logf("synced search-prod to %s as admin", full)
+	_, done := c.expect(t, healthy, 3*time.Minute, notHealthy...)
+	argoAt(t, "search-prod", m[1])
+	logb, _ := os.ReadFile(logPath)
+	if tail := string(logb[before:]); !strings.Contains(tail, "watch stream ended") && !strings.Contains(tail, "retrying") {
+		t.Errorf("shipbot's log shows neither a broken stream nor a retry while argocd-server was down:\n%s", tail)
+	}
+	result("argocd-server SIGTERM %.1fs into a running watch (stream open, manual prod app), gone after %.1fs, down %.1fs: Healthy %.1fs after the restart (incl. a person's sync), watch total %.1fs",
+		term.Sub(pushed).Seconds(), stopped.Sub(term).Seconds(), restarted.Sub(stopped).Seconds(), done.Sub(restarted).Seconds(), done.Sub(pushed).Seconds())
+}
+
+func mustAbs(p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+func retryFor(d time.Duration, f func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}

@@ -1,0 +1,9 @@
+//go:build tools
+
+// Package main pins the Kubernetes commands the local e2e stack runs.
+package main
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
