@@ -343,6 +343,12 @@ func (r *run) nextNudge() (time.Time, bool) {
 	return at, ok
 }
 
+// seen reports whether Argo CD has compared app against our commit (or runs
+// an operation for it): then one refresh was enough.
+func (r *run) seen(app *Application) bool {
+	return sameRevision(app.SyncedRevision(r.source), r.commit) || r.ours(app)
+}
+
 // wantSync reports whether shipbot still has to start the sync of app.
 func (r *run) wantSync(app *Application) bool {
 	return app != nil && !r.synced && r.w.opts.SyncManual && !app.AutomatedSync() && !r.ours(app)
@@ -423,7 +429,16 @@ func (r *run) nudge(ctx context.Context, app *Application) (*Application, error)
 	if !r.refreshed && !now.Before(r.nextRefresh) {
 		got, err := r.w.client.Get(ctx, r.ref, r.w.opts.Refresh)
 		if err == nil {
-			r.refreshed = true
+			if r.seen(got) {
+				r.refreshed = true
+			} else {
+				// Argo CD answered but has not compared our commit yet (its
+				// repo-server failed or was slow): ask again later, or it
+				// waits for its own poll (180 s by default).
+				r.log.Info("Argo CD has not seen the commit yet; refreshing again", "revision", got.SyncedRevision(r.source))
+				r.nextRefresh = time.Now().Add(r.backoff(r.refreshTries))
+				r.refreshTries++
+			}
 			return got, nil
 		}
 		if permanent(err) {

@@ -641,3 +641,58 @@ func TestWatchNeedsAppOrRepo(t *testing.T) {
 		t.Error("Watch without a commit: no error")
 	}
 }
+
+// Argo CD answers the first refresh without having seen our commit (its
+// repo-server failed or lagged): the watcher refreshes again until it has,
+// instead of waiting for Argo's own poll (found in the real-Argo e2e run).
+func TestWatchRefreshesAgainUntilArgoSeesTheCommit(t *testing.T) {
+	stale := setJSON(t, testdata(t, "checkout-prod-outofsync.json"), "c00dbbc9dadfbe1e232e93a729dd4752fade0abf", "status", "sync", "revision")
+	var mu sync.Mutex
+	refreshes := 0
+	seen := make(chan struct{})
+	f := newFake(t, map[string]http.HandlerFunc{
+		"GET /api/v1/applications": func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, testdata(t, "applications.json"))
+		},
+		"GET /api/v1/applications/checkout-prod": func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Query().Get("refresh") == "" {
+				writeJSON(w, stale)
+				return
+			}
+			mu.Lock()
+			refreshes++
+			n := refreshes
+			mu.Unlock()
+			if n < 3 {
+				writeJSON(w, stale) // compared the old revision: our commit not seen
+				return
+			}
+			writeJSON(w, testdata(t, "checkout-prod-outofsync.json"))
+			close(seen)
+		},
+		// Argo only syncs (and the stream only moves) once it saw the commit.
+		"GET /api/v1/stream/applications": func(w http.ResponseWriter, r *http.Request) {
+			streamLines(w, event(t, "ADDED", stale))
+			select {
+			case <-seen:
+			case <-r.Context().Done():
+				return
+			}
+			streamLines(w, event(t, "MODIFIED", testdata(t, "checkout-prod-healthy.json")))
+			holdOpen(r)
+		},
+	})
+	res := watch(t, f, checkoutProd, nil)
+	if res.err != nil {
+		t.Fatalf("%v\n%s", res.err, res.log)
+	}
+	if res.status != stLive {
+		t.Errorf("status %+v", res.status)
+	}
+	if refreshes != 3 {
+		t.Errorf("%d refreshes, want 3 (two answered with the old revision)", refreshes)
+	}
+	if !strings.Contains(res.log, "has not seen the commit yet") {
+		t.Errorf("log lacks the re-refresh:\n%s", res.log)
+	}
+}
