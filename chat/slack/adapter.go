@@ -45,6 +45,16 @@ type Core interface {
 
 var _ Core = (*gitops.Service)(nil)
 
+// Watcher is the optional part of a Core that follows a landed change
+// through the GitOps controller (Argo CD) and reports progress; the adapter
+// updates the request's message with it.
+type Watcher interface {
+	Watches() bool
+	Watch(ctx context.Context, p *gitops.Plan, commit string, progress func(string)) gitops.Response
+}
+
+var _ Watcher = (*gitops.Service)(nil)
+
 // Options wire an Adapter.
 type Options struct {
 	API       API        // required: the Slack Web API (*slack.Client); 429s are retried (WithRateLimit)
@@ -581,6 +591,26 @@ func (a *Adapter) handleClick(c click) {
 		icon = ":no_entry:"
 	}
 	a.update(ctx, log, p.ref, resultMessage(plan, p.userID, icon, note, resp.Text, a.o.MaxDiffLines))
+	if w, ok := a.o.Core.(Watcher); ok && resp.Outcome == gitops.OutcomeCommitted && w.Watches() {
+		a.watch(ctx, log, p, plan, w, note, resp)
+	}
+}
+
+// watch follows a landed change and keeps the same message up to date:
+// progress while Argo CD syncs, then Synced and Healthy, or Degraded with
+// the rollback offer, or that the watch failed and the commit stands.
+func (a *Adapter) watch(ctx context.Context, log *slog.Logger, p *pending, plan *gitops.Plan, w Watcher, note string, committed gitops.Response) {
+	res := w.Watch(ctx, plan, committed.Commit, func(line string) {
+		a.update(ctx, log, p.ref, resultMessage(plan, p.userID, ":hourglass_flowing_sand:", note, committed.Text+"\n"+line, a.o.MaxDiffLines))
+	})
+	icon := ":warning:"
+	switch res.Outcome {
+	case gitops.OutcomeHealthy:
+		icon = ":white_check_mark:"
+	case gitops.OutcomeDegraded:
+		icon = ":rotating_light:"
+	}
+	a.update(ctx, log, p.ref, resultMessage(plan, p.userID, icon, note, committed.Text+"\n"+res.Text, a.o.MaxDiffLines))
 }
 
 // reply answers a message outside its request's message: only the sender
