@@ -171,8 +171,6 @@ type Plan struct {
 	BreakGlass string
 	// Freeze is the freeze a `freeze` request sets.
 	Freeze Freeze
-	// Review is what the policy requires before the change may merge.
-	Review Review
 }
 
 // NewRequestID derives a request id from what identifies a chat message, so
@@ -329,7 +327,7 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 	if err != nil {
 		return nil, s.failed(log, req, err)
 	}
-	p := &Plan{Request: req, Target: t, Environment: env, Justification: just, Review: decision.Review}
+	p := &Plan{Request: req, Target: t, Environment: env, Justification: just}
 	if req.Action == ActionRestart {
 		p.Restart = s.o.Now().UTC().Format(time.RFC3339)
 	}

@@ -87,12 +87,11 @@ const RestartAnnotation = edit.RestartAnnotation
 
 // Sentinel errors callers act on.
 var (
-	ErrUnknownApp     = errors.New("unknown app")
-	ErrUnknownEnv     = errors.New("unknown environment")
-	ErrNonFastForward = errors.New("remote branch moved")
-	ErrStale          = errors.New("the environment changed since the plan was shown")
-	ErrNoChange       = errors.New("nothing to change")
-	ErrNoPrevious     = errors.New("no previous deploy in history")
+	ErrUnknownApp = errors.New("unknown app")
+	ErrUnknownEnv = errors.New("unknown environment")
+	ErrStale      = errors.New("the environment changed since the plan was shown")
+	ErrNoChange   = errors.New("nothing to change")
+	ErrNoPrevious = errors.New("no previous deploy in history")
 )
 
 // UserError is an error whose Message is written for the chat user.

@@ -165,7 +165,7 @@ func Parse(line string) (gitops.Request, error) {
 	case gitops.ActionUnfreeze:
 		err = p.unfreeze(&req)
 	case gitops.ActionHealth:
-		err = p.unfreeze(&req) // the same shape: one ENV
+		err = p.health(&req)
 	}
 	if err != nil {
 		return gitops.Request{}, err
@@ -312,19 +312,23 @@ func (p *argParser) promote(req *gitops.Request) error {
 	return nil
 }
 
-func (p *argParser) status(req *gitops.Request) error {
-	if err := p.need("APP"); err != nil {
+// one checks a command whose only argument is one name (usage NAME, e.g.
+// APP or ENV; what, e.g. "environment", in errors) and stores it in dst.
+func (p *argParser) one(usage, what string, dst *string) error {
+	if err := p.need(usage); err != nil {
 		return err
 	}
 	if err := p.atMost(1); err != nil {
 		return err
 	}
-	if err := p.name("app", p.args[0]); err != nil {
+	if err := p.name(what, p.args[0]); err != nil {
 		return err
 	}
-	req.App = p.args[0]
+	*dst = p.args[0]
 	return nil
 }
+
+func (p *argParser) status(req *gitops.Request) error { return p.one("APP", "app", &req.App) }
 
 func (p *argParser) history(req *gitops.Request) error {
 	if err := p.appEnv(req, 3); err != nil {
@@ -370,18 +374,10 @@ func (p *argParser) freeze(req *gitops.Request) error {
 }
 
 func (p *argParser) unfreeze(req *gitops.Request) error {
-	if err := p.need("ENV"); err != nil {
-		return err
-	}
-	if err := p.atMost(1); err != nil {
-		return err
-	}
-	if err := p.name("environment", p.args[0]); err != nil {
-		return err
-	}
-	req.Env = p.args[0]
-	return nil
+	return p.one("ENV", "environment", &req.Env)
 }
+
+func (p *argParser) health(req *gitops.Request) error { return p.one("ENV", "environment", &req.Env) }
 
 // untilForm is what --until / until accepts; the core interprets it.
 var untilForm = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?)?|\d{1,4}[mhd])$`)
