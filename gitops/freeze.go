@@ -165,7 +165,7 @@ func (s *Service) checkFreeze(ctx context.Context, f edit.Files, p *Plan) error 
 	if !req.BreakGlass {
 		return &UserError{Message: fmt.Sprintf("%s: %s is blocked; rollback and restart still work. Someone allowed to break glass can add --break-glass with a justification.", why, req.Action), Err: ErrFrozen}
 	}
-	d, err := s.o.Authorizer.Authorize(ctx, AuthzQuery{Subject: Subject{User: req.User, Channel: req.Channel}, Env: req.Env, Cluster: p.Environment.Cluster, App: req.App, Action: ActionBreakGlass})
+	d, err := s.o.Authorizer.Authorize(ctx, AuthzQuery{Subject: req.subject(), Env: req.Env, Cluster: p.Environment.Cluster, App: req.App, Action: ActionBreakGlass})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,10 @@ import (
 type Subject struct {
 	User    string // chat identity, e.g. "alice"
 	Channel string // chat channel the request came from, e.g. "#ops"
+	// Groups are the groups the chat platform vouches for, e.g. the Slack
+	// user groups "slack:sre-oncall": the policy treats them as groups the
+	// user is in, next to its own g lines.
+	Groups []string
 }
 
 // AuthzQuery is one question to the policy: may Subject do Action on App in Env?

@@ -64,7 +64,15 @@ type Request struct {
 
 	User    string // chat identity of the requester (policy subject)
 	Channel string // chat channel the request came from
-	At      time.Time
+	// Groups are the requester's groups as the chat platform knows them
+	// (Subject.Groups), e.g. "slack:sre-oncall".
+	Groups []string
+	At     time.Time
+}
+
+// subject is the requester as the policy sees them.
+func (r Request) subject() Subject {
+	return Subject{User: r.User, Channel: r.Channel, Groups: r.Groups}
 }
 
 // Environment is one deployment environment, in promotion order.

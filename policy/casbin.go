@@ -441,13 +441,38 @@ func (st *enforcerState) evaluate(q gitops.AuthzQuery) (evaluation, error) {
 	}
 	ev := evaluation{valid: true}
 
-	ok, fields, err := st.se.EnforceEx(user, env, app, act, ch)
-	if err != nil {
-		return ev, fmt.Errorf("policy: evaluating %s %s %s for %s: %w", act, app, env, user, err)
+	// The user is evaluated first, then each group the chat platform
+	// vouches for, as if "g, USER, GROUP, *" were in the policy: a deny
+	// line matching any of them wins; otherwise an allow line matching any
+	// of them allows.
+	var (
+		ok     bool
+		fields []string
+		via    string // the subject that allowed, or whose deny line won
+	)
+	for _, sub := range st.subjects(q.Subject) {
+		allowed, f, err := st.se.EnforceEx(sub, env, app, act, ch)
+		if err != nil {
+			return ev, fmt.Errorf("policy: evaluating %s %s %s for %s: %w", act, app, env, sub, err)
+		}
+		if allowed {
+			// The allow line that decides is the first in the file, as
+			// for the user alone.
+			if !ok || st.pol.line(f) < st.pol.line(fields) {
+				ok, fields, via = true, f, sub
+			}
+			continue
+		}
+		if r, found := st.pol.perm(f); found && r.effect == effectDeny {
+			ok, fields, via = false, f, sub
+			break
+		}
 	}
-	if ev.groups, err = st.groups(user, env); err != nil {
+	groups, err := st.allGroups(q.Subject, env)
+	if err != nil {
 		return ev, err
 	}
+	ev.groups = groups
 	rule, found := st.pol.perm(fields)
 	if found {
 		ev.decisive = &rule
@@ -466,10 +491,14 @@ func (st *enforcerState) evaluate(q gitops.AuthzQuery) (evaluation, error) {
 	d := gitops.Decision{Allowed: true, Rule: formatRule("p", fields)}
 	if found {
 		d.Rule = rule.src.Text
-		switch rule.sub {
-		case user:
-		case "*":
+		switch {
+		case rule.sub == user:
+		case rule.sub == "*":
 			d.Reason = "the rule applies to anyone"
+		case via != user && rule.sub != via:
+			d.Reason = fmt.Sprintf("%s is in %s in %s, through the chat group %s", display(user), display(rule.sub), display(env), display(via))
+		case via != user:
+			d.Reason = fmt.Sprintf("%s is in the chat group %s", display(user), display(via))
 		default:
 			d.Reason = fmt.Sprintf("%s is in %s in %s", display(user), display(rule.sub), display(env))
 		}
@@ -502,6 +531,39 @@ func (st *enforcerState) reviewMatches(r *reviewRule, user, env, app, act string
 
 func scopeMatches(envPat, appPat, actPat, env, app, act string) bool {
 	return globMatch(env, envPat) && appMatch(app, appPat) && globMatch(act, actPat)
+}
+
+// subjects are the names a request is evaluated as: the user, then the
+// chat platform's groups that take part (parsedPolicy.chatGroup; a group
+// the policy never names could only match lines for anyone, which the user
+// matches already).
+func (st *enforcerState) subjects(s gitops.Subject) []string {
+	subs := []string{s.User}
+	for _, g := range s.Groups {
+		if g != s.User && st.pol.chatGroup(g) && !slices.Contains(subs, g) {
+			subs = append(subs, g)
+		}
+	}
+	return subs
+}
+
+// allGroups returns the groups of s in env, sorted: the chat platform's
+// groups that take part and every group the policy's g lines put the user
+// or those groups in, nested ones included.
+func (st *enforcerState) allGroups(s gitops.Subject, env string) ([]string, error) {
+	var all []string
+	for i, sub := range st.subjects(s) {
+		groups, err := st.groups(sub, env)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			all = append(all, sub)
+		}
+		all = append(all, groups...)
+	}
+	slices.Sort(all)
+	return slices.Compact(all), nil
 }
 
 // groups returns user's groups in env, nested ones included, sorted.

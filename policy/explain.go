@@ -89,7 +89,7 @@ func (st *enforcerState) explain(q gitops.AuthzQuery) Explanation {
 			x.Allow = append(x.Allow, m)
 		}
 	}
-	paths := st.membershipPaths(user, env)
+	paths := st.membershipPaths(q.Subject, env)
 	for _, g := range ev.groups {
 		x.Groups = append(x.Groups, Membership{Group: g, Path: paths[g]})
 	}
@@ -117,38 +117,50 @@ func matchedVia(sub, user string) string {
 	return sub
 }
 
-// matches returns every p line whose matcher matches q, in file order, by
-// evaluating the model's own matcher with a recording function around it.
+// matches returns every p line whose matcher matches q for the user or one
+// of the chat platform's groups, in file order, by evaluating the model's own
+// matcher with a recording function around it.
 func (st *enforcerState) matches(q gitops.AuthzQuery) ([]permRule, error) {
 	st.explainMu.Lock()
 	defer st.explainMu.Unlock()
-	st.recorded = nil
-	_, err := st.se.EnforceWithMatcher(st.explainMatcher,
-		q.Subject.User, q.Env, q.App, string(q.Action), q.Subject.Channel)
-	rec := st.recorded
-	st.recorded = nil
-	if err != nil {
-		return nil, fmt.Errorf("policy: explaining %s %s %s for %s: %w", q.Action, q.App, q.Env, q.Subject.User, err)
-	}
-	out := make([]permRule, 0, len(rec))
-	for _, fields := range rec {
-		if p, ok := st.pol.perm(fields); ok {
-			out = append(out, p)
+	var out []permRule
+	seen := map[int]bool{} // line numbers
+	for _, sub := range st.subjects(q.Subject) {
+		st.recorded = nil
+		_, err := st.se.EnforceWithMatcher(st.explainMatcher,
+			sub, q.Env, q.App, string(q.Action), q.Subject.Channel)
+		rec := st.recorded
+		st.recorded = nil
+		if err != nil {
+			return nil, fmt.Errorf("policy: explaining %s %s %s for %s: %w", q.Action, q.App, q.Env, sub, err)
+		}
+		for _, fields := range rec {
+			if p, ok := st.pol.perm(fields); ok && !seen[p.src.Line] {
+				seen[p.src.Line] = true
+				out = append(out, p)
+			}
 		}
 	}
+	slices.SortFunc(out, func(a, b permRule) int { return a.src.Line - b.src.Line })
 	return out, nil
 }
 
-// membershipPaths finds, for each group user is in in env, the shortest
-// chain of g lines from user to the group.
-func (st *enforcerState) membershipPaths(user, env string) map[string][]RuleMatch {
+// membershipPaths finds, for each group s.User is in in env, the shortest
+// chain of g lines from the user to the group. A chat platform's group
+// starts its own chain, with a first step that says where it came from.
+func (st *enforcerState) membershipPaths(s gitops.Subject, env string) map[string][]RuleMatch {
 	paths := map[string][]RuleMatch{}
 	type node struct {
 		name string
 		path []RuleMatch
 	}
-	queue := []node{{name: user}}
-	seen := map[string]bool{user: true}
+	queue := []node{{name: s.User}}
+	seen := map[string]bool{s.User: true}
+	for _, sub := range st.subjects(s)[1:] {
+		p := []RuleMatch{{Pos: "chat", Rule: display(s.User) + " is in the chat group " + display(sub)}}
+		paths[sub], seen[sub] = p, true
+		queue = append(queue, node{name: sub, path: p})
+	}
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]

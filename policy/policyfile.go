@@ -84,6 +84,18 @@ type parsedPolicy struct {
 	roles     []roleRule
 	reviews   []reviewRule
 	justifies []justifyRule
+	// names are the subjects and groups the lines name (p and review
+	// subjects, both sides of g lines); groups are the groups of g lines.
+	names, groups map[string]bool
+}
+
+// chatGroup reports whether a group the chat platform vouches for takes
+// part in decisions: the policy names it, and it is a group, not someone's
+// user name: a PLATFORM:NAME group ("slack:sre-oncall") or a group of a g
+// line ("sre"). A chat group named like a user ("bob") is ignored, so a
+// mapping mistake can never make its members act as that user.
+func (pol *parsedPolicy) chatGroup(name string) bool {
+	return pol.names[name] && (ExternalGroup(name) || pol.groups[name])
 }
 
 func ruleKey(fields []string) string { return strings.Join(fields, "\x00") }
@@ -115,6 +127,17 @@ func parsePolicy(file string, data []byte, m model.Model, caps modelCaps) (*pars
 	}
 	if err := pol.crossCheck(); err != nil {
 		return nil, err
+	}
+	pol.names, pol.groups = map[string]bool{}, map[string]bool{}
+	for _, p := range pol.perms {
+		pol.names[p.sub] = true
+	}
+	for _, r := range pol.roles {
+		pol.names[r.user], pol.names[r.group] = true, true
+		pol.groups[r.group] = true
+	}
+	for _, r := range pol.reviews {
+		pol.names[r.sub] = true
 	}
 	return pol, nil
 }
@@ -228,6 +251,13 @@ func (pol *parsedPolicy) addPerm(m model.Model, caps modelCaps, src ruleSource, 
 }
 
 // perm returns the p line casbin reports as fields.
+// line is the line number of the p line with these casbin fields (0 when
+// there is none).
+func (pol *parsedPolicy) line(fields []string) int {
+	p, _ := pol.perm(fields)
+	return p.src.Line
+}
+
 func (pol *parsedPolicy) perm(fields []string) (permRule, bool) {
 	i, ok := pol.permByKey[ruleKey(fields)]
 	if !ok {
@@ -420,18 +450,27 @@ func checkScope(env, app, act string) error {
 }
 
 // crossCheck validates what one line cannot: a review group must have
-// members.
+// members, from g lines or, for a group named PLATFORM:NAME such as
+// "slack:sre", from the chat platform.
 func (pol *parsedPolicy) crossCheck() error {
 	groups := map[string]bool{}
 	for _, r := range pol.roles {
 		groups[r.group] = true
 	}
 	for _, r := range pol.reviews {
-		if r.group != "" && !groups[r.group] {
-			return fmt.Errorf("%s: review group %q has no members: no g line puts anyone in it", r.src.Pos(), r.group)
+		if r.group != "" && !groups[r.group] && !ExternalGroup(r.group) {
+			return fmt.Errorf("%s: review group %q has no members: no g line puts anyone in it (a chat platform's group is named like slack:%s)", r.src.Pos(), r.group, r.group)
 		}
 	}
 	return nil
+}
+
+// ExternalGroup reports whether name is a group that a chat platform
+// vouches for rather than the policy's g lines: PLATFORM:NAME, e.g.
+// "slack:sre-oncall".
+func ExternalGroup(name string) bool {
+	platform, group, ok := strings.Cut(name, ":")
+	return ok && platform != "" && group != ""
 }
 
 // policyAdapter is a read-only casbin adapter that hands casbin the p and g

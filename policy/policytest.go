@@ -52,6 +52,7 @@ type TestCase struct {
 	Line                            int
 	Name                            string
 	User, Channel, Action, App, Env string
+	Groups                          []string // the chat platform's groups of the user
 	Allow                           bool
 	Approvals                       *int
 	Approvers                       *string
@@ -131,7 +132,7 @@ func (tf *TestFile) Run(e *Enforcer) Report {
 
 func (c TestCase) query() gitops.AuthzQuery {
 	return gitops.AuthzQuery{
-		Subject: gitops.Subject{User: c.User, Channel: c.Channel},
+		Subject: gitops.Subject{User: c.User, Channel: c.Channel, Groups: c.Groups},
 		Env:     c.Env, App: c.App, Action: gitops.Action(c.Action),
 	}
 }
@@ -147,6 +148,9 @@ func (c TestCase) describe() string {
 	s += " " + c.Env
 	if c.Channel != "" {
 		s += " from " + c.Channel
+	}
+	if len(c.Groups) > 0 {
+		s += " (chat groups " + strings.Join(c.Groups, ", ") + ")"
 	}
 	return s
 }
@@ -343,7 +347,7 @@ func decodeScalar(v *yaml.Node, out any, tag string) error {
 	return v.Decode(out)
 }
 
-var caseKeys = []string{"name", "user", "channel", "action", "app", "env", "allow", "approvals", "approvers", "justify", "breakglass", "rule", "reason"}
+var caseKeys = []string{"name", "user", "groups", "channel", "action", "app", "env", "allow", "approvals", "approvers", "justify", "breakglass", "rule", "reason"}
 
 func parseCase(n *yaml.Node, fail failFunc) (TestCase, error) {
 	c := TestCase{Line: n.Line}
@@ -365,6 +369,17 @@ func parseCase(n *yaml.Node, fail failFunc) (TestCase, error) {
 			return str(v, key, &c.User)
 		case "channel":
 			return str(v, key, &c.Channel)
+		case "groups":
+			if v.Kind != yaml.SequenceNode {
+				return fail(v, "groups: want a list of the chat platform's groups, e.g. [slack:sre-oncall]")
+			}
+			for _, g := range v.Content {
+				var name string
+				if err := decodeScalar(g, &name, "!!str"); err != nil || name == "" {
+					return fail(g, "groups: want a group name such as slack:sre-oncall")
+				}
+				c.Groups = append(c.Groups, name)
+			}
 		case "action":
 			if err := str(v, key, &c.Action); err != nil {
 				return err

@@ -142,6 +142,8 @@ func TestLoadTestsErrors(t *testing.T) {
 		{"missing keys", "cases:\n  - {channel: '#ops', action: status}\n", ":2: the case has no user, app, env, allow"},
 		{"bad action", "cases:\n  - {user: a, action: rolback, app: x, env: y, allow: true}\n", `:2: unknown action "rolback"`},
 		{"allow not bool", "cases:\n  - {user: a, action: status, app: x, env: y,\n     allow: yes}\n", ":3: allow: want true or false"},
+		{"groups not a list", "cases:\n  - {user: a, groups: slack:sre, action: status, app: x, env: y, allow: true}\n", ":2: groups: want a list"},
+		{"empty group", "cases:\n  - {user: a, groups: [''], action: status, app: x, env: y, allow: true}\n", ":2: groups: want a group name"},
 		{"user not string", "cases:\n  - {user: [a], action: status, app: x, env: y, allow: true}\n", ":2: user: want a string"},
 		{"negative approvals", "cases:\n  - {user: a, action: promote, app: x, env: y, allow: true, approvals: -1}\n", ":2: approvals: want a whole number"},
 		{"unknown kind", "cases:\n  - {user: a, action: promote, app: x, env: y, allow: true, justify: [jira]}\n", `:2: justify: unknown kind "jira"`},

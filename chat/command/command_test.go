@@ -2,6 +2,7 @@ package command
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -328,7 +329,7 @@ func TestParse(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Parse(%q): unexpected error: %v", tc.line, err)
 				}
-				if got != tc.want {
+				if !reflect.DeepEqual(got, tc.want) {
 					t.Fatalf("Parse(%q)\n got %+v\nwant %+v", tc.line, got, tc.want)
 				}
 				return
@@ -345,7 +346,7 @@ func TestParse(t *testing.T) {
 					t.Errorf("Parse(%q): message %q\ndoes not contain %q", tc.line, ue.Message, s)
 				}
 			}
-			if got != (R{}) {
+			if !reflect.DeepEqual(got, R{}) {
 				t.Errorf("Parse(%q): request %+v returned with an error, want the zero request", tc.line, got)
 			}
 		})

@@ -2,6 +2,7 @@ package command
 
 import (
 	"errors"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -36,7 +37,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		req, err := Parse(line)
 		req2, err2 := Parse(line)
-		if req != req2 || (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
+		if !reflect.DeepEqual(req, req2) || (err == nil) != (err2 == nil) || err != nil && err.Error() != err2.Error() {
 			t.Fatalf("Parse(%q) is not deterministic: (%+v, %v) then (%+v, %v)", line, req, err, req2, err2)
 		}
 		if err != nil {
@@ -44,7 +45,7 @@ func FuzzParse(f *testing.F) {
 			if !errors.As(err, &ue) || ue.Message == "" {
 				t.Fatalf("Parse(%q): error %T %v is not a *gitops.UserError with a message", line, err, err)
 			}
-			if req != (gitops.Request{}) {
+			if !reflect.DeepEqual(req, gitops.Request{}) {
 				t.Fatalf("Parse(%q): non-zero request %+v with error %v", line, req, err)
 			}
 			return
@@ -54,7 +55,7 @@ func FuzzParse(f *testing.F) {
 		// The canonical rendering of a parsed request parses back to it.
 		if canon, ok := render(req); ok {
 			back, err := Parse(canon)
-			if err != nil || back != req {
+			if err != nil || !reflect.DeepEqual(back, req) {
 				t.Fatalf("Parse(%q) = %+v; its rendering %q parses to (%+v, %v)", line, req, canon, back, err)
 			}
 		}

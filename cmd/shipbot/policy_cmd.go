@@ -15,11 +15,13 @@ import (
 )
 
 const policyUsage = `usage:
-  shipbot policy explain --config FILE --as USER [--channel CH] ACTION APP ENV
-  shipbot policy explain --config FILE --as USER [--channel CH] freeze|unfreeze ENV
+  shipbot policy explain --config FILE --as USER [--channel CH] [--group G]... ACTION APP ENV
+  shipbot policy explain --config FILE --as USER [--channel CH] [--group G]... freeze|unfreeze ENV
       why the policy allows or denies the request, and with which review and
       justification; exits 1 when it is denied. --channel defaults to the
-      config's chat.channel; --channel= asks from no channel.
+      config's chat.channel; --channel= asks from no channel. --group adds a
+      group the chat platform vouches for, e.g. --group slack:sre-oncall
+      (a Slack user group of USER).
   shipbot policy test [--config FILE] TESTFILE
       run a policy test table (deploy/examples/policy_test.yaml shows the
       format) against the config's policy, or without --config against the
@@ -54,6 +56,14 @@ func runPolicyExplain(_ context.Context, args []string, stdout, stderr io.Writer
 	cfgPath := fs.String("config", "", "config file (shipbot.yaml)")
 	as := fs.String("as", "", "who asks (the policy subject)")
 	channel := fs.String("channel", "", "chat channel the request comes from (default: chat.channel of the config)")
+	var groups []string
+	fs.Func("group", "a group of USER as the chat platform knows it, e.g. slack:sre-oncall (repeatable)", func(v string) error {
+		if v = strings.TrimSpace(v); v == "" {
+			return errors.New("empty group")
+		}
+		groups = append(groups, v)
+		return nil
+	})
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -70,6 +80,7 @@ func runPolicyExplain(_ context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	q.Subject.Channel = cfg.Channel
+	q.Subject.Groups = groups
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "channel" {
 			q.Subject.Channel = *channel

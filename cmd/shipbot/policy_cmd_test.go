@@ -78,6 +78,14 @@ func TestPolicyExplain(t *testing.T) {
 			stdout: []string{"carol freeze prod from #ops\n", "p, sre, *, *, freeze, *  (as sre)  <- decides"}},
 		{name: "unknown app and env are noted", args: []string{"explain", "--config", cfg, "--as", "bob", "restart", "chekout", "prd"},
 			stdout: []string{"decision:  allowed\n"}, stderr: []string{`has no environment "prd"`, `has no app "chekout"`}},
+		{name: "a Slack user group", args: []string{"explain", "--config", cfg, "--as", "erin", "--group", "slack:sre-oncall", "--group", "slack:lunch", "restart", "checkout", "prod"},
+			stdout: []string{
+				"reason:    erin is in sre in prod, through the chat group slack:sre-oncall\n",
+				"groups:    slack:sre-oncall  (chat: erin is in the chat group slack:sre-oncall)\n",
+				": p, sre, *, *, *, *  (as sre)  <- decides\n",
+			}},
+		{name: "the Slack user group's g line is scoped to prod", args: []string{"explain", "--config", cfg, "--as", "erin", "--group", "slack:sre-oncall", "restart", "checkout", "dev"}, exit: 1,
+			stdout: []string{"decision:  DENIED\n"}},
 		{name: "help", args: []string{"explain", "--config", cfg, "--as", "mallory", "help"},
 			stdout: []string{"decision:  allowed\nreason:    help is always allowed\n"}, noStdout: []string{"groups:"}},
 	}
