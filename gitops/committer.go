@@ -33,9 +33,12 @@ type job struct {
 	ctx    context.Context
 	plan   *Plan
 	author Person
-	log    *slog.Logger
-	done   chan Response
-	commit plumbing.Hash
+	// authorizedBy is the policy decision that let the change land, for
+	// the Authorized-by trailer.
+	authorizedBy string
+	log          *slog.Logger
+	done         chan Response
+	commit       plumbing.Hash
 }
 
 // maxBatch bounds how many requests share one push.
@@ -204,7 +207,7 @@ func (c *committer) build(ctx context.Context, tip *repo.Snapshot, j *job) (*rep
 		}
 		*p = again
 	}
-	msg, err := s.message(p, j.author)
+	msg, err := s.message(p, j.author, j.authorizedBy)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -24,6 +24,7 @@ const (
 	TrailerFrom          = "Shipbot-From"
 	TrailerTo            = "Shipbot-To"
 	TrailerRequestedBy   = "Requested-by"
+	TrailerAuthorizedBy  = "Authorized-by"
 	TrailerJustification = "Justification"
 	TrailerChannel       = "Chat-Channel"
 )

@@ -180,10 +180,19 @@ func NewRequestID(parts ...string) string {
 	return "shp-" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(h[:])[:10])
 }
 
+// requestLogger is the logger of one request: every line names it.
+func (s *Service) requestLogger(req Request) *slog.Logger {
+	log := s.o.Logger.With("request", req.ID, "user", req.User)
+	if len(req.Groups) > 0 {
+		log = log.With("groups", req.Groups)
+	}
+	return log.With("action", string(req.Action), "app", req.App, "env", req.Env)
+}
+
 // Handle answers a request: read-only requests at once; writes with a plan
 // that waits for confirmation. It writes nothing.
 func (s *Service) Handle(ctx context.Context, req Request) Response {
-	log := s.o.Logger.With("request", req.ID, "user", req.User, "action", string(req.Action), "app", req.App, "env", req.Env)
+	log := s.requestLogger(req)
 	resp := s.handle(ctx, log, req)
 	log.Info("request handled", "outcome", string(resp.Outcome))
 	return resp
@@ -218,7 +227,7 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, req Request) Res
 // authorize asks the policy; a denial or an error is returned as a Response.
 func (s *Service) authorize(ctx context.Context, log *slog.Logger, req Request, env Environment, action Action) (Decision, *Response) {
 	d, err := s.o.Authorizer.Authorize(ctx, AuthzQuery{
-		Subject: Subject{User: req.User, Channel: req.Channel},
+		Subject: req.subject(),
 		Env:     env.Name, Cluster: env.Cluster, App: req.App, Action: action,
 	})
 	if err != nil {
@@ -448,7 +457,7 @@ func (s *Service) Cancel(p *Plan, why string) Response {
 // the branch moved. On any failure the remote is left as it was.
 func (s *Service) Confirm(ctx context.Context, p *Plan) Response {
 	req := p.Request
-	log := s.o.Logger.With("request", req.ID, "user", req.User, "action", string(req.Action), "app", req.App, "env", req.Env)
+	log := s.requestLogger(req)
 	resp := s.confirm(ctx, log, p)
 	log.Info("request confirmed", "outcome", string(resp.Outcome), "commit", resp.Commit)
 	return resp
@@ -469,7 +478,19 @@ func (s *Service) confirm(ctx context.Context, log *slog.Logger, p *Plan) Respon
 		return s.rejected(log, req, err)
 	}
 
-	return s.committer.submit(&job{ctx: ctx, plan: p, author: author, log: log})
+	return s.committer.submit(&job{ctx: ctx, plan: p, author: author, authorizedBy: authorizedBy(decision), log: log})
+}
+
+// authorizedBy is the Authorized-by trailer of a decision: the policy line
+// and, when the line names a group or anyone, why it applies, e.g.
+// "p, sre, *, *, *, * (erin is in sre in prod, through the chat group
+// slack:sre-oncall)". Chat groups live outside git: this is the record of
+// the membership the decision relied on.
+func authorizedBy(d Decision) string {
+	if d.Reason == "" {
+		return d.Rule
+	}
+	return d.Rule + " (" + d.Reason + ")"
 }
 
 func userMessage(err error) string {
@@ -492,7 +513,7 @@ func (s *Service) done(log *slog.Logger, p *Plan, commit string, attempts int) R
 
 // message renders the commit message. Every value is one line of data:
 // chat text can add neither a line nor a trailer.
-func (s *Service) message(p *Plan, author Person) (string, error) {
+func (s *Service) message(p *Plan, author Person, authorized string) (string, error) {
 	req := p.Request
 	tr := []templates.Trailer{
 		{Key: TrailerRequest, Value: req.ID},
@@ -509,6 +530,9 @@ func (s *Service) message(p *Plan, author Person) (string, error) {
 		templates.Trailer{Key: TrailerTo, Value: p.To},
 		templates.Trailer{Key: TrailerRequestedBy, Value: author.String()},
 	)
+	if authorized != "" {
+		tr = append(tr, templates.Trailer{Key: TrailerAuthorizedBy, Value: authorized})
+	}
 	if p.Justification.Text != "" {
 		tr = append(tr, templates.Trailer{Key: TrailerJustification, Value: p.Justification.Text})
 	}
