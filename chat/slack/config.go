@@ -26,7 +26,7 @@ type Config struct {
 	Command       string
 	EmailDomains  []string
 	Subjects      map[string]string // email -> policy subject
-	Groups        map[string]string // Slack user group id -> policy group; nil = all, by handle
+	Groups        map[string]string // Slack user group id -> policy group; nil = all, as slack:HANDLE
 	CacheTTL      time.Duration
 	ShutdownGrace time.Duration
 }
@@ -142,8 +142,8 @@ func ConfigFromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 		}
 		c.Subjects = m
 	}
-	// SHIPBOT_SLACK_USERGROUPS unset: every user group, by handle; set
-	// but empty: groups off.
+	// SHIPBOT_SLACK_USERGROUPS unset: every user group, as slack:HANDLE;
+	// set but empty: groups off.
 	if v, ok := lookupEnv(EnvUserGroups); ok {
 		c.Groups = map[string]string{}
 		for _, pair := range strings.Split(v, ",") {
@@ -152,7 +152,7 @@ func ConfigFromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 			}
 			id, name, ok := strings.Cut(pair, "=")
 			id, name = strings.TrimSpace(id), strings.TrimSpace(name)
-			if !ok || id == "" || !subjectRe.MatchString(name) {
+			if !ok || id == "" || !groupNameRe.MatchString(name) {
 				add("%s: %q: want SLACK_GROUP_ID=policy-group, e.g. S0123ABC=team-checkout", EnvUserGroups, pair)
 				continue
 			}

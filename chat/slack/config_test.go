@@ -38,7 +38,7 @@ func TestConfigFromEnv(t *testing.T) {
 
 	c, err := ConfigFromEnv(envOf(map[string]string{
 		EnvBotTokenFile: bot, EnvAppTokenFile: app, EnvEmailDomains: "acme.example, @corp.example",
-		EnvSubjectsFile: subj, EnvUserGroups: "S1=team-checkout, S2=sre", EnvCacheTTL: "90s",
+		EnvSubjectsFile: subj, EnvUserGroups: "S1=team-checkout, S2=sre, S3=slack:release", EnvCacheTTL: "90s",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func TestConfigFromEnv(t *testing.T) {
 		c.CacheTTL != 90*time.Second || c.ShutdownGrace != 3*time.Minute ||
 		strings.Join(c.EmailDomains, ",") != "acme.example,corp.example" ||
 		c.Subjects["frank.oneil@acme.example"] != "frank" || c.Subjects["zoe@acme.example"] != "zoe" ||
-		c.Groups["S1"] != "team-checkout" || c.Groups["S2"] != "sre" {
+		c.Groups["S1"] != "team-checkout" || c.Groups["S2"] != "sre" || c.Groups["S3"] != "slack:release" {
 		t.Errorf("config = %+v", c)
 	}
 	// Secrets never show in logs or %v.
@@ -91,8 +91,8 @@ func TestConfigFromEnvErrors(t *testing.T) {
 		{"missing file", map[string]string{EnvBotTokenFile: filepath.Join(dir, "nope"), EnvAppTokenFile: empty}, []string{"can't read", "is empty"}},
 		{"two secrets in one file", map[string]string{EnvBotTokenFile: twoLines, EnvAppTokenFile: dir}, []string{"one secret on one line", "not a small regular file"}},
 		{"bad values", map[string]string{EnvBotTokenFile: bot, EnvMode: "rtm", EnvListen: "8080", EnvCommand: "ship", EnvCacheTTL: "soon",
-			EnvEmailDomains: "acme", EnvUserGroups: "S1", EnvSubjectsFile: badSubj, EnvAPIURL: "slack.com"},
-			[]string{"use socket or http", "want host:port", "a slash command", "positive duration", `"acme" is not a domain`, "SLACK_GROUP_ID=policy-group", "line 1", "line 2", "want a URL"}},
+			EnvEmailDomains: "acme", EnvUserGroups: "S1,S2=a:b:c", EnvSubjectsFile: badSubj, EnvAPIURL: "slack.com"},
+			[]string{"use socket or http", "want host:port", "a slash command", "positive duration", `"acme" is not a domain`, "SLACK_GROUP_ID=policy-group", `"S2=a:b:c"`, "line 1", "line 2", "want a URL"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ConfigFromEnv(envOf(tc.env))

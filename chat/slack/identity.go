@@ -23,7 +23,7 @@ type Identity struct {
 	Subject string   // policy subject, e.g. "alice"
 	Email   string   // profile email, lower-case
 	Name    string   // real name for the commit author (one line)
-	Groups  []string // policy group names from Slack user groups (sorted)
+	Groups  []string // policy group names from Slack user groups, e.g. "slack:sre-oncall" (sorted)
 }
 
 // DirectoryOptions configure how Slack users become policy subjects.
@@ -42,13 +42,20 @@ type DirectoryOptions struct {
 	// TeamID, when set, refuses users of other workspaces (Slack Connect).
 	TeamID string
 	// Groups maps Slack user group ids to policy group names. Nil: every
-	// user group counts, under its handle. Empty (non-nil): groups are off.
+	// user group counts, named slack:HANDLE ("slack:sre-oncall"), so that
+	// no Slack group can pass for a group of the policy's own g lines.
+	// Empty (non-nil): groups are off.
 	Groups map[string]string
 	// MaxEntries bounds each cache (default 10000).
 	MaxEntries int
 	Now        func() time.Time
 	Logger     *slog.Logger
 }
+
+// GroupPrefix starts the policy name of a Slack user group when no mapping
+// is configured: the group with the handle @sre-oncall is the policy group
+// "slack:sre-oncall".
+const GroupPrefix = "slack:"
 
 // Directory resolves Slack users to identities. It is also the core's
 // gitops.Directory: the author of a commit is the requester as Slack
@@ -68,6 +75,11 @@ var _ gitops.Directory = (*Directory)(nil)
 
 // subjectRe is what a policy subject may look like (as local.ValidUser).
 var subjectRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// groupNameRe is what a configured policy name of a Slack user group may
+// look like: a group of the policy ("sre") or PLATFORM:NAME
+// ("slack:release").
+var groupNameRe = regexp.MustCompile(`^([A-Za-z0-9._-]{1,32}:)?[A-Za-z0-9._-]{1,64}$`)
 
 // emailRe is a plain address: no spaces, no angle brackets, one '@'.
 var emailRe = regexp.MustCompile(`^[^\s<>@",;]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$`)
@@ -284,8 +296,8 @@ func (d *Directory) UserID(subject string) (string, bool) {
 
 // GroupsOf returns the policy groups of a Slack user from Slack user groups
 // (usergroups.list, then usergroups.users.list per group), sorted. The
-// membership index is rebuilt at most once per TTL. The policy does not
-// read groups yet; they are logged with every request.
+// membership index is rebuilt at most once per TTL, so a change in Slack
+// reaches the policy within the TTL.
 func (d *Directory) GroupsOf(ctx context.Context, userID string) ([]string, error) {
 	if d.o.Groups != nil && len(d.o.Groups) == 0 {
 		return nil, nil
@@ -307,7 +319,7 @@ func (d *Directory) GroupsOf(ctx context.Context, userID string) ([]string, erro
 		names = map[string]string{}
 		for _, g := range all {
 			if g.Handle != "" && g.DateDelete == 0 {
-				names[g.ID] = g.Handle
+				names[g.ID] = GroupPrefix + g.Handle
 			}
 		}
 	}

@@ -129,22 +129,39 @@ func TestGroupsAndChannels(t *testing.T) {
 	fs.handles = map[string]string{"S1": "team-checkout", "S2": "sre"}
 	fs.groups = map[string][]string{"S1": {"UALICE", "UBOB"}, "S2": {"UBOB"}}
 	fs.mu.Unlock()
-	d := newDir(t, fs, nil)
+	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	d := newDir(t, fs, func(o *DirectoryOptions) { o.Now = clk.Now; o.TTL = time.Minute })
 	ctx := context.Background()
+	// Every user group, named slack:HANDLE: a Slack group called "sre"
+	// can't pass for the policy's own group sre.
 	id, err := d.Resolve(ctx, "UBOB")
-	if err != nil || strings.Join(id.Groups, ",") != "sre,team-checkout" {
+	if err != nil || strings.Join(id.Groups, ",") != "slack:sre,slack:team-checkout" {
 		t.Fatalf("bob: %+v %v", id, err)
 	}
-	if g, _ := d.GroupsOf(ctx, "UALICE"); strings.Join(g, ",") != "team-checkout" {
+	if g, _ := d.GroupsOf(ctx, "UALICE"); strings.Join(g, ",") != "slack:team-checkout" {
 		t.Errorf("alice's groups %v", g)
 	}
 	if fs.callCount("usergroups.list") != 1 || fs.callCount("usergroups.users.list") != 2 {
 		t.Errorf("group lookups not cached: %d lists, %d member lists", fs.callCount("usergroups.list"), fs.callCount("usergroups.users.list"))
 	}
+	// Bob leaves @sre: the policy sees it once the cache expires.
+	fs.mu.Lock()
+	fs.groups["S2"] = nil
+	fs.mu.Unlock()
+	if g, _ := d.GroupsOf(ctx, "UBOB"); strings.Join(g, ",") != "slack:sre,slack:team-checkout" {
+		t.Errorf("within the TTL bob's groups changed: %v", g)
+	}
+	clk.Add(2 * time.Minute)
+	if g, _ := d.GroupsOf(ctx, "UBOB"); strings.Join(g, ",") != "slack:team-checkout" {
+		t.Errorf("after the TTL bob's groups are %v, want slack:team-checkout", g)
+	}
+	fs.mu.Lock()
+	fs.groups["S2"] = []string{"UBOB"}
+	fs.mu.Unlock()
 
 	// Configured groups: only those, under the policy's names; no list call.
-	d2 := newDir(t, fs, func(o *DirectoryOptions) { o.Groups = map[string]string{"S2": "oncall"} })
-	if g, err := d2.GroupsOf(ctx, "UBOB"); err != nil || strings.Join(g, ",") != "oncall" {
+	d2 := newDir(t, fs, func(o *DirectoryOptions) { o.Groups = map[string]string{"S2": "oncall", "S1": "slack:checkout"} })
+	if g, err := d2.GroupsOf(ctx, "UBOB"); err != nil || strings.Join(g, ",") != "oncall,slack:checkout" {
 		t.Errorf("configured groups: %v %v", g, err)
 	}
 	// Groups off.

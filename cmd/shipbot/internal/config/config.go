@@ -69,6 +69,10 @@ type File struct {
 		Command           string   `yaml:"command"`
 		EmailDomains      []string `yaml:"emailDomains"`
 		SubjectsFile      string   `yaml:"subjectsFile"`
+		// UserGroups maps Slack user group ids to policy group names.
+		// Absent: every user group, as slack:HANDLE; {}: groups off.
+		UserGroups map[string]string `yaml:"userGroups"`
+		CacheTTL   string            `yaml:"cacheTTL"`
 	} `yaml:"slack"`
 	// Argo: the Argo CD that syncs the environment repo; absent: shipbot
 	// reports the commit only.
@@ -414,6 +418,22 @@ func (v *validator) check(file string, f *File) *Config {
 		if val != "" {
 			cfg.Slack[k] = val
 		}
+	}
+	if sl.CacheTTL != "" {
+		cfg.Slack["SHIPBOT_SLACK_CACHE_TTL"] = sl.CacheTTL
+	}
+	if sl.UserGroups != nil {
+		// Set even when empty: {} turns groups off.
+		pairs := make([]string, 0, len(sl.UserGroups))
+		for id, name := range sl.UserGroups {
+			if strings.ContainsAny(id+name, ",= \t") || id == "" || name == "" {
+				v.addf("slack.userGroups."+id, "want SLACK_GROUP_ID: policy-group, e.g. S0123ABC: sre or S0123ABC: slack:release")
+				continue
+			}
+			pairs = append(pairs, id+"="+name)
+		}
+		sort.Strings(pairs)
+		cfg.Slack["SHIPBOT_SLACK_USERGROUPS"] = strings.Join(pairs, ",")
 	}
 	if a := f.Argo; a != nil {
 		cfg.Argo = &Argo{Server: a.Server, TokenFile: abs(a.TokenFile), CAFile: abs(a.CAFile), InsecureSkipVerify: a.InsecureSkipVerify, SyncManual: a.SyncManual, Timeout: 5 * time.Minute}

@@ -219,6 +219,8 @@ slack:
   signingSecretFile: secrets/slack-signing
   botTokenFile: /run/secrets/bot
   emailDomains: [acme.example, acme.dev]
+  userGroups: {S2SRE: sre, S1REL: "slack:release"}
+  cacheTTL: 90s
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -226,6 +228,7 @@ slack:
 	want := map[string]string{
 		"SHIPBOT_SLACK_MODE": "http", "SHIPBOT_SLACK_SIGNING_SECRET_FILE": "/etc/shipbot/secrets/slack-signing",
 		"SHIPBOT_SLACK_BOT_TOKEN_FILE": "/run/secrets/bot", "SHIPBOT_SLACK_EMAIL_DOMAINS": "acme.example,acme.dev",
+		"SHIPBOT_SLACK_USERGROUPS": "S1REL=slack:release,S2SRE=sre", "SHIPBOT_SLACK_CACHE_TTL": "90s",
 	}
 	if len(cfg.Slack) != len(want) {
 		t.Errorf("slack = %v", cfg.Slack)
@@ -234,5 +237,28 @@ slack:
 		if cfg.Slack[k] != v {
 			t.Errorf("%s = %q, want %q", k, cfg.Slack[k], v)
 		}
+	}
+}
+
+// userGroups: {} turns Slack user groups off (absent: every group); a name
+// that can't be passed on is refused with its key.
+func TestSlackUserGroups(t *testing.T) {
+	cfg, err := Parse("shipbot.yaml", []byte(good+"slack:\n  userGroups: {}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := cfg.Slack["SHIPBOT_SLACK_USERGROUPS"]; !ok || v != "" {
+		t.Errorf("userGroups {}: %q %v, want set and empty", v, ok)
+	}
+	cfg, err = Parse("shipbot.yaml", []byte(good+"slack:\n  mode: socket\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := cfg.Slack["SHIPBOT_SLACK_USERGROUPS"]; ok {
+		t.Error("userGroups absent: the key is set")
+	}
+	_, err = Parse("shipbot.yaml", []byte(good+"slack:\n  userGroups: {S1: \"sre,admins\"}\n"))
+	if err == nil || !strings.Contains(err.Error(), "slack.userGroups.S1") {
+		t.Errorf("a name with a comma: %v", err)
 	}
 }

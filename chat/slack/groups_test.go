@@ -1,0 +1,57 @@
+package slack
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/gitops/gittest"
+)
+
+// TestSocketModeRightsFromASlackUserGroup: erin has no line of her own in
+// the example policy; she is in the Slack user group @sre-oncall, which
+// the policy makes SREs in prod ("g, slack:sre-oncall, sre, prod"), so her
+// prod rollback lands, with the chat group named in the log. mallory is in
+// a Slack user group whose handle is "sre": it is slack:sre to the policy,
+// not the policy's own group sre, and she stays denied.
+func TestSocketModeRightsFromASlackUserGroup(t *testing.T) {
+	e := newEnv(t, time.Minute)
+	e.fs.addUser("UERIN", "erin@acme.example", "Erin Ops")
+	e.fs.mu.Lock()
+	e.fs.handles = map[string]string{"S9ONCALL": "sre-oncall", "S8SRE": "sre"}
+	e.fs.groups = map[string][]string{"S9ONCALL": {"UERIN"}, "S8SRE": {"UMALLORY"}}
+	e.fs.mu.Unlock()
+	a := e.adapter(t)
+	runSocket(t, e, a)
+	before := e.head(t)
+
+	e.fs.send("slash_commands", "env-m", slashPayload("UMALLORY", "COPS", "rollback checkout prod --why "+pdLink, "trig-m"), 0)
+	waitFor(t, "mallory's denial", func() bool {
+		for _, m := range e.fs.messages() {
+			if strings.Contains(m.Shown(), "no policy rule lets mallory rollback checkout in prod") {
+				return true
+			}
+		}
+		return false
+	})
+
+	e.fs.send("slash_commands", "env-e", slashPayload("UERIN", "COPS", "rollback checkout prod --why "+pdLink, "trig-e"), 0)
+	plan := planMessageFor(t, e.fs, "COPS")
+	id := requestIDOf(t, plan)
+	e.fs.send("interactive", "env-c", clickPayload("UERIN", "COPS", plan.TS, actionConfirm, id, "1700000002.000002", "trig-c"), 0)
+	waitFor(t, "the done message", func() bool {
+		return strings.Contains(messageAt(e.fs, "COPS", plan.TS).Shown(), ":white_check_mark:")
+	})
+	if n := e.commitsSince(t, before); n != 1 {
+		t.Fatalf("%d commits, want 1 (erin's)", n)
+	}
+	if who := gittest.Git(t, e.bare, "log", "-1", "--format=%an <%ae>"); who != "Erin Ops <erin@acme.example>" {
+		t.Errorf("author %q, want erin", who)
+	}
+	logs := e.logs.String()
+	for _, want := range []string{`"groups":["slack:sre-oncall"]`, `"groups":["slack:sre"]`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %s", want)
+		}
+	}
+}
