@@ -22,6 +22,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -81,6 +83,12 @@ type Options struct {
 	MaxPendingPerUser int
 	MaxPending        int
 	Now               func() time.Time
+	// ResponseURLAllowed says whether a slash command's response_url may
+	// be answered (default: https://hooks.slack.com/... only). It is the
+	// way to reach someone in a channel shipbot is not a member of.
+	ResponseURLAllowed func(*url.URL) bool
+	// HTTPClient posts to response_urls (default: a 10s timeout).
+	HTTPClient *http.Client
 }
 
 // Adapter connects Slack to the core.
@@ -151,6 +159,12 @@ func New(o Options) (*Adapter, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ResponseURLAllowed == nil {
+		o.ResponseURLAllowed = slackResponseURL
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	a := &Adapter{
 		o:       o,
@@ -316,6 +330,9 @@ type inbound struct {
 	ts       string // mention, dm: the message
 	threadTS string // mention, dm: the thread it is in, if any
 	trigger  string // slash: the trigger id
+	// responseURL (slash) answers the command even where shipbot can't
+	// post. It is a capability: never logged.
+	responseURL string
 }
 
 // requestID derives the request id from Slack's ids for the message, so a
@@ -425,8 +442,15 @@ func (a *Adapter) handleMessage(in inbound) {
 	// The request's one message: posted now, updated in place from here on.
 	ref, err := a.post(ctx, in, workingMessage(id, in.user, req))
 	if err != nil {
-		log.Error("can't post to the channel; request dropped", "err", err)
+		// Without a message of its own there is no thread to work in:
+		// nothing is done, and the requester is told why, through the
+		// slash command's response_url when the channel is closed to us.
+		log.Error("can't post to the channel; nothing done", "err", err)
 		a.o.Metrics.Request(string(req.Action), string(gitops.OutcomeFailed))
+		text := fmt.Sprintf("[%s] shipbot can't post in this channel (%s), so it did nothing. /invite @shipbot here, or send the command to shipbot in a direct message.", id, slackErrorCode(err))
+		if err := a.respond(ctx, in, textMessage(text)); err != nil {
+			log.Error("the requester could not be told", "err", err)
+		}
 		return
 	}
 	resp := a.o.Core.Handle(ctx, req)
@@ -618,7 +642,13 @@ func (a *Adapter) watch(ctx context.Context, log *slog.Logger, p *pending, plan 
 // sees it for a slash command; a mention or DM is answered in its thread.
 func (a *Adapter) reply(ctx context.Context, log *slog.Logger, in inbound, m message) {
 	if in.kind == "slash" {
-		a.ephemeral(ctx, log, in.channel, in.user, m)
+		err := a.ephemeral(ctx, log, in.channel, in.user, m)
+		if err == nil {
+			return
+		}
+		if err := a.respond(ctx, in, m); err != nil {
+			log.Error("the requester could not be told", "err", err)
+		}
 		return
 	}
 	if _, err := a.post(ctx, in, m); err != nil {
@@ -655,10 +685,38 @@ func (a *Adapter) update(ctx context.Context, log *slog.Logger, ref msgRef, m me
 }
 
 // ephemeral shows m to one user only.
-func (a *Adapter) ephemeral(ctx context.Context, log *slog.Logger, channel, user string, m message) {
+func (a *Adapter) ephemeral(ctx context.Context, log *slog.Logger, channel, user string, m message) error {
 	if _, err := a.api.PostEphemeralContext(ctx, channel, user, m.options()...); err != nil {
 		log.Error("slack ephemeral message failed", "err", err)
+		return err
 	}
+	return nil
+}
+
+// respond answers a slash command through its response_url, visible to
+// the requester only: it works in channels shipbot is not a member of.
+func (a *Adapter) respond(ctx context.Context, in inbound, m message) error {
+	if in.responseURL == "" {
+		return errors.New("no response_url to answer through")
+	}
+	u, err := url.Parse(in.responseURL)
+	if err != nil || !a.o.ResponseURLAllowed(u) {
+		return errors.New("the slash command's response_url is not Slack's; not answered")
+	}
+	msg := &slackgo.WebhookMessage{Text: m.text, ResponseType: slackgo.ResponseTypeEphemeral}
+	if len(m.blocks) > 0 {
+		msg.Blocks = &slackgo.Blocks{BlockSet: m.blocks}
+	}
+	if err := slackgo.PostWebhookCustomHTTPContext(ctx, in.responseURL, a.o.HTTPClient, msg); err != nil {
+		// slack-go's error may quote the URL: say what failed without it.
+		return fmt.Errorf("posting to the response_url of %s failed", u.Host)
+	}
+	return nil
+}
+
+// slackResponseURL accepts Slack's response_urls only.
+func slackResponseURL(u *url.URL) bool {
+	return u.Scheme == "https" && u.Host == "hooks.slack.com" && u.User == nil
 }
 
 // isOwnMessage reports whether a message event must be ignored: shipbot's

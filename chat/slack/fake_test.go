@@ -33,6 +33,9 @@ type fakeSlack struct {
 	limits     map[string]int // method -> 429s still to answer
 	seq        int
 	acks       []string // Socket Mode envelope ids acknowledged
+	// outside are channels shipbot is not a member of: conversations.info
+	// answers (a public channel), posting fails with not_in_channel.
+	outside map[string]bool
 }
 
 type fakeMsg struct {
@@ -161,6 +164,11 @@ func fail(w http.ResponseWriter, code string) { reply(w, map[string]any{"ok": fa
 func (f *fakeSlack) postMessage(w http.ResponseWriter, r *http.Request) {
 	ch := r.Form.Get("channel")
 	f.mu.Lock()
+	if f.outside[ch] {
+		f.mu.Unlock()
+		fail(w, "not_in_channel")
+		return
+	}
 	if _, ok := f.channels[ch]; !ok {
 		f.mu.Unlock()
 		fail(w, "channel_not_found")
@@ -191,6 +199,11 @@ func (f *fakeSlack) update(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeSlack) postEphemeral(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
+	if f.outside[r.Form.Get("channel")] {
+		f.mu.Unlock()
+		fail(w, "not_in_channel")
+		return
+	}
 	f.ephemerals = append(f.ephemerals, fakeEphemeral{Channel: r.Form.Get("channel"), User: r.Form.Get("user"), Text: r.Form.Get("text"), Blocks: r.Form.Get("blocks")})
 	f.mu.Unlock()
 	reply(w, map[string]any{"ok": true, "message_ts": "1700000000.999999"})

@@ -93,6 +93,7 @@ func (a *Adapter) serveCommand(w http.ResponseWriter, _ *http.Request, body []by
 	cmd := slackgo.SlashCommand{
 		TeamID: form.Get("team_id"), ChannelID: form.Get("channel_id"), UserID: form.Get("user_id"),
 		Command: form.Get("command"), Text: form.Get("text"), TriggerID: form.Get("trigger_id"),
+		ResponseURL: form.Get("response_url"),
 	}
 	w.WriteHeader(http.StatusOK) // the ack: an empty 200; replies come through the Web API
 	if cmd.Command != a.o.Command {

@@ -94,7 +94,7 @@ func (a *Adapter) socketSlash(evt *socketmode.Event, c *socketmode.Client) {
 func slashInbound(command string, cmd slackgo.SlashCommand) inbound {
 	return inbound{
 		kind: "slash", team: cmd.TeamID, channel: cmd.ChannelID, user: cmd.UserID,
-		text: trimCommand(command, cmd.Text), trigger: cmd.TriggerID,
+		text: trimCommand(command, cmd.Text), trigger: cmd.TriggerID, responseURL: cmd.ResponseURL,
 	}
 }
 
