@@ -27,6 +27,10 @@ type ClientOptions struct {
 	// Client is made and again whenever the file changes (rotated secrets);
 	// surrounding whitespace is trimmed. The token never appears in errors.
 	TokenFile string
+	// Token is the bearer token itself, e.g. read from an environment
+	// variable, when there is no TokenFile (it can't rotate without a
+	// restart). Exactly one of TokenFile and Token is set.
+	Token string
 	// CAFile is a PEM bundle trusted in addition to the system roots.
 	CAFile string
 	// InsecureSkipVerify turns off TLS certificate checks: development only.
@@ -43,6 +47,7 @@ type ClientOptions struct {
 
 // Validate fills defaults and checks the options.
 func (o *ClientOptions) Validate() error {
+	o.Token = strings.TrimSpace(o.Token)
 	u, err := url.Parse(o.Server)
 	switch {
 	case o.Server == "":
@@ -53,8 +58,12 @@ func (o *ClientOptions) Validate() error {
 		return fmt.Errorf("argo: server URL %q: want https://host[:port][/rootpath]", o.Server)
 	case u.User != nil || u.RawQuery != "":
 		return fmt.Errorf("argo: server URL %q: no credentials or query in the URL", u.Redacted())
-	case o.TokenFile == "":
-		return errors.New("argo: no token file")
+	case o.TokenFile == "" && o.Token == "":
+		return errors.New("argo: no token: set a token file (or a token)")
+	case o.TokenFile != "" && o.Token != "":
+		return errors.New("argo: a token file and a token: set one")
+	case strings.ContainsAny(o.Token, "\r\n"):
+		return errors.New("argo: the token spans several lines")
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
@@ -80,7 +89,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		return nil, err
 	}
 	base, _ := url.Parse(strings.TrimRight(o.Server, "/"))
-	tok := &tokenFile{path: o.TokenFile}
+	tok := &tokenFile{path: o.TokenFile, token: o.Token}
 	if _, err := tok.get(); err != nil {
 		return nil, err
 	}
@@ -262,7 +271,8 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// tokenFile reads the bearer token from a file, again when it changes.
+// tokenFile reads the bearer token from a file, again when it changes;
+// without a path, token is the token given.
 type tokenFile struct {
 	path string
 
@@ -273,6 +283,9 @@ type tokenFile struct {
 }
 
 func (t *tokenFile) get() (string, error) {
+	if t.path == "" {
+		return t.token, nil
+	}
 	fi, err := os.Stat(t.path)
 	if err != nil {
 		return "", fmt.Errorf("argo: token file: %w", err)

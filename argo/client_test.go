@@ -58,6 +58,24 @@ func TestGetRejectsUnknownRefresh(t *testing.T) {
 	}
 }
 
+func TestBearerTokenGiven(t *testing.T) {
+	f := newFake(t, map[string]http.HandlerFunc{
+		"GET /api/v1/applications": func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, testdata(t, "applications.json"))
+		},
+	})
+	c, err := NewClient(ClientOptions{Server: f.URL, Token: testToken + "\n"}) // as an env var may hold it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.List(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.requests("GET", "/api/v1/applications")[0].Auth; got != "Bearer "+testToken {
+		t.Errorf("Authorization = %q, want the trimmed token", got)
+	}
+}
+
 func TestBearerTokenFromFile(t *testing.T) {
 	f := newFake(t, map[string]http.HandlerFunc{
 		"GET /api/v1/applications": func(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +126,10 @@ func TestNewClientChecksOptions(t *testing.T) {
 		{"no scheme", ClientOptions{Server: "argocd.example.com", TokenFile: token}, "want https://"},
 		{"ftp", ClientOptions{Server: "ftp://argocd.example.com", TokenFile: token}, "want https://"},
 		{"credentials in URL", ClientOptions{Server: "https://admin:pw@argocd.example.com", TokenFile: token}, "no credentials"},
-		{"no token file", ClientOptions{Server: "https://argocd.example.com"}, "no token file"},
+		{"no token", ClientOptions{Server: "https://argocd.example.com"}, "no token: set a token file"},
+		{"blank token", ClientOptions{Server: "https://argocd.example.com", Token: " \n"}, "no token: set a token file"},
+		{"token both ways", ClientOptions{Server: "https://argocd.example.com", Token: "t", TokenFile: "f"}, "a token file and a token: set one"},
+		{"token on two lines", ClientOptions{Server: "https://argocd.example.com", Token: "a\nb"}, "spans several lines"},
 		{"missing token file", ClientOptions{Server: "https://argocd.example.com", TokenFile: filepath.Join(t.TempDir(), "nope")}, "token file"},
 		{"empty token", ClientOptions{Server: "https://argocd.example.com", TokenFile: empty}, "is empty"},
 		{"missing CA", ClientOptions{Server: "https://argocd.example.com", TokenFile: token, CAFile: filepath.Join(t.TempDir(), "ca.pem")}, "CA file"},

@@ -74,11 +74,6 @@ func ConfigFromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 	}
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	for _, v := range []string{"SHIPBOT_SLACK_BOT_TOKEN", "SHIPBOT_SLACK_APP_TOKEN", "SHIPBOT_SLACK_SIGNING_SECRET"} {
-		if getenv(v) != "" {
-			add("%s is set: shipbot reads secrets only from files; put it in a file readable by shipbot alone and set %s_FILE", v, v)
-		}
-	}
 	switch c.Mode {
 	case "":
 		c.Mode = "socket"
@@ -104,22 +99,42 @@ func ConfigFromEnv(lookupEnv func(string) (string, bool)) (Config, error) {
 		add("%s=%q: a slash command like /ship", EnvCommand, c.Command)
 	}
 
-	secret := func(env, prefix, what string, required bool) string {
-		path := strings.TrimSpace(getenv(env))
-		if path == "" {
+	// A secret comes from the file named by SHIPBOT_..._FILE (a mounted
+	// Secret; rotation needs a restart) or from SHIPBOT_... itself, never
+	// both. Messages name the variable or the file, never the value.
+	secret := func(fileEnv, prefix, what string, required bool) string {
+		valueEnv := strings.TrimSuffix(fileEnv, "_FILE")
+		path, value := strings.TrimSpace(getenv(fileEnv)), strings.TrimSpace(getenv(valueEnv))
+		var s, from string
+		switch {
+		case path != "" && value != "":
+			add("%s and %s are both set: give the %s one way", valueEnv, fileEnv, what)
+			return ""
+		case value != "":
+			s, from = value, valueEnv
+			if strings.ContainsAny(s, "\n\r\t ") {
+				add("%s must hold one secret on one line", valueEnv)
+				return ""
+			}
+		case path != "":
+			var err error
+			if s, err = readSecret(path); err != nil {
+				add("%s: %v", fileEnv, err)
+				return ""
+			}
+			from = fileEnv + ": " + path
+			if s == "" {
+				add("%s is empty", from)
+				return ""
+			}
+		default:
 			if required {
-				add("%s is required: the file holding the %s", env, what)
+				add("%s (or %s) is required: the %s", fileEnv, valueEnv, what)
 			}
 			return ""
 		}
-		s, err := readSecret(path)
-		switch {
-		case err != nil:
-			add("%s: %v", env, err)
-		case s == "":
-			add("%s: %s is empty", env, path)
-		case prefix != "" && !strings.HasPrefix(s, prefix):
-			add("%s: %s does not hold a %s (it should start with %q)", env, path, what, prefix)
+		if prefix != "" && !strings.HasPrefix(s, prefix) {
+			add("%s does not hold a %s (it should start with %q)", from, what, prefix)
 		}
 		return s
 	}

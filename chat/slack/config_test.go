@@ -64,6 +64,14 @@ func TestConfigFromEnv(t *testing.T) {
 	if c.Mode != "http" || c.SigningSecret != signing || c.AppToken != "" || c.Listen != ":9090" || c.Groups == nil || len(c.Groups) != 0 {
 		t.Errorf("http config = %+v (groups %v)", c, c.Groups)
 	}
+	// Secrets may come from the environment itself.
+	c, err = ConfigFromEnv(envOf(map[string]string{"SHIPBOT_SLACK_BOT_TOKEN": botToken, "SHIPBOT_SLACK_APP_TOKEN": " " + appToken + "\n"}))
+	if err != nil || c.BotToken != botToken || c.AppToken != appToken {
+		t.Fatalf("secrets from the environment: %v", err)
+	}
+	if leaked(fmt.Sprint(c)) || leaked(fmt.Sprintf("%+v", c)) {
+		t.Error("printing the config shows a secret")
+	}
 	c, _ = ConfigFromEnv(envOf(map[string]string{EnvBotTokenFile: bot, EnvAppTokenFile: app}))
 	if c.Groups != nil {
 		t.Error("SHIPBOT_SLACK_USERGROUPS unset should mean every group (nil)")
@@ -83,10 +91,12 @@ func TestConfigFromEnvErrors(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"nothing", map[string]string{}, []string{EnvBotTokenFile + " is required", EnvAppTokenFile + " is required"}},
-		{"http needs a signing secret", map[string]string{EnvMode: "http", EnvBotTokenFile: bot}, []string{EnvSigningSecretFile + " is required"}},
-		{"secrets in the environment", map[string]string{"SHIPBOT_SLACK_BOT_TOKEN": botToken, EnvBotTokenFile: bot, EnvAppTokenFile: bot},
-			[]string{"reads secrets only from files", "does not hold a app-level token"}},
+		{"nothing", map[string]string{}, []string{EnvBotTokenFile + " (or SHIPBOT_SLACK_BOT_TOKEN) is required", EnvAppTokenFile + " (or SHIPBOT_SLACK_APP_TOKEN) is required"}},
+		{"http needs a signing secret", map[string]string{EnvMode: "http", EnvBotTokenFile: bot}, []string{EnvSigningSecretFile + " (or SHIPBOT_SLACK_SIGNING_SECRET) is required"}},
+		{"a secret both ways", map[string]string{"SHIPBOT_SLACK_BOT_TOKEN": botToken, EnvBotTokenFile: bot, EnvAppTokenFile: bot},
+			[]string{"SHIPBOT_SLACK_BOT_TOKEN and SHIPBOT_SLACK_BOT_TOKEN_FILE are both set", "does not hold a app-level token"}},
+		{"wrong secrets in the environment", map[string]string{"SHIPBOT_SLACK_BOT_TOKEN": appToken, "SHIPBOT_SLACK_APP_TOKEN": "xapp-1 SECRETAPP"},
+			[]string{`SHIPBOT_SLACK_BOT_TOKEN does not hold a bot token (it should start with "xoxb-")`, "SHIPBOT_SLACK_APP_TOKEN must hold one secret on one line"}},
 		{"wrong token kind", map[string]string{EnvBotTokenFile: wrong, EnvAppTokenFile: bot}, []string{`should start with "xoxb-"`, `should start with "xapp-"`}},
 		{"missing file", map[string]string{EnvBotTokenFile: filepath.Join(dir, "nope"), EnvAppTokenFile: empty}, []string{"can't read", "is empty"}},
 		{"two secrets in one file", map[string]string{EnvBotTokenFile: twoLines, EnvAppTokenFile: dir}, []string{"one secret on one line", "not a small regular file"}},

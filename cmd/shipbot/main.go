@@ -281,7 +281,13 @@ func NewMainWith(ctx context.Context, cfgPath string, log *slog.Logger, withSign
 	var live gitops.LiveStatus
 	var watchTimeout time.Duration
 	if a := cfg.Argo; a != nil {
-		client, err := argo.NewClient(argo.ClientOptions{Server: a.Server, TokenFile: a.TokenFile, CAFile: a.CAFile, InsecureSkipVerify: a.InsecureSkipVerify})
+		opts := argo.ClientOptions{Server: a.Server, TokenFile: a.TokenFile, CAFile: a.CAFile, InsecureSkipVerify: a.InsecureSkipVerify}
+		if a.TokenEnv != "" {
+			if opts.Token = os.Getenv(a.TokenEnv); strings.TrimSpace(opts.Token) == "" {
+				return nil, fmt.Errorf("%s: argo.tokenEnv: the environment variable %s is not set or empty", cfgPath, a.TokenEnv)
+			}
+		}
+		client, err := argo.NewClient(opts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: argo: %w", cfgPath, err)
 		}

@@ -79,6 +79,7 @@ type File struct {
 	Argo *struct {
 		Server             string `yaml:"server"`
 		TokenFile          string `yaml:"tokenFile"`
+		TokenEnv           string `yaml:"tokenEnv"`
 		CAFile             string `yaml:"caFile"`
 		InsecureSkipVerify bool   `yaml:"insecureSkipVerify"`
 		SyncManual         bool   `yaml:"syncManual"`
@@ -149,10 +150,14 @@ type Config struct {
 	Catalog *gitops.Catalog
 }
 
+// envName is what an environment variable's name may look like.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 // Argo is how to reach Argo CD to follow a change until it is live.
 type Argo struct {
 	Server             string
 	TokenFile, CAFile  string
+	TokenEnv           string // the environment variable holding the token, when not TokenFile
 	InsecureSkipVerify bool
 	SyncManual         bool          // sync apps without automated sync to our commit
 	Timeout            time.Duration // how long to watch (default 5m)
@@ -436,12 +441,17 @@ func (v *validator) check(file string, f *File) *Config {
 		cfg.Slack["SHIPBOT_SLACK_USERGROUPS"] = strings.Join(pairs, ",")
 	}
 	if a := f.Argo; a != nil {
-		cfg.Argo = &Argo{Server: a.Server, TokenFile: abs(a.TokenFile), CAFile: abs(a.CAFile), InsecureSkipVerify: a.InsecureSkipVerify, SyncManual: a.SyncManual, Timeout: 5 * time.Minute}
+		cfg.Argo = &Argo{Server: a.Server, TokenFile: abs(a.TokenFile), TokenEnv: a.TokenEnv, CAFile: abs(a.CAFile), InsecureSkipVerify: a.InsecureSkipVerify, SyncManual: a.SyncManual, Timeout: 5 * time.Minute}
 		if a.Server == "" {
 			v.addf("argo.server", "required: Argo CD's URL, e.g. https://argocd.example.com")
 		}
-		if a.TokenFile == "" {
-			v.addf("argo.tokenFile", "required: a file holding the API token of an account with get and sync on applications")
+		switch {
+		case a.TokenFile == "" && a.TokenEnv == "":
+			v.addf("argo.tokenFile", "required (or argo.tokenEnv): a file holding the API token of an account with get and sync on applications")
+		case a.TokenFile != "" && a.TokenEnv != "":
+			v.addf("argo.tokenEnv", "set argo.tokenFile or argo.tokenEnv, not both")
+		case a.TokenEnv != "" && !envName.MatchString(a.TokenEnv):
+			v.addf("argo.tokenEnv", "%q is not an environment variable name; write e.g. SHIPBOT_ARGOCD_TOKEN", a.TokenEnv)
 		}
 		if a.Timeout != "" {
 			d, err := time.ParseDuration(a.Timeout)

@@ -262,3 +262,30 @@ func TestSlackUserGroups(t *testing.T) {
 		t.Errorf("a name with a comma: %v", err)
 	}
 }
+
+// The argo: section: the token from a file (anchored at the config) or from
+// an environment variable, never both.
+func TestArgoSection(t *testing.T) {
+	cfg, err := Parse("/etc/shipbot/shipbot.yaml", []byte(good+"argo: {server: https://argocd.example.com, tokenFile: secrets/argocd, timeout: 2m}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Argo; a.TokenFile != "/etc/shipbot/secrets/argocd" || a.TokenEnv != "" || a.Timeout != 2*time.Minute {
+		t.Errorf("argo = %+v", a)
+	}
+	cfg, err = Parse("shipbot.yaml", []byte(good+"argo: {server: https://argocd.example.com, tokenEnv: SHIPBOT_ARGOCD_TOKEN}\n"))
+	if err != nil || cfg.Argo.TokenEnv != "SHIPBOT_ARGOCD_TOKEN" || cfg.Argo.TokenFile != "" {
+		t.Fatalf("tokenEnv: %+v %v", cfg.Argo, err)
+	}
+	for doc, want := range map[string]string{
+		"argo: {server: https://argocd.example.com}\n":                                    "argo.tokenFile",
+		"argo: {server: https://argocd.example.com, tokenFile: t, tokenEnv: T}\n":         "argo.tokenEnv",
+		"argo: {server: https://argocd.example.com, tokenEnv: \"$TOKEN\"}\n":              `"$TOKEN" is not an environment variable name`,
+		"argo: {server: https://argocd.example.com, tokenEnv: TOKEN, timeout: forever}\n": "argo.timeout",
+		"argo: {tokenEnv: TOKEN}\n":                                                       "argo.server",
+	} {
+		if _, err := Parse("shipbot.yaml", []byte(good+doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", strings.TrimSpace(doc), err, want)
+		}
+	}
+}
