@@ -153,6 +153,9 @@ type Response struct {
 	Text    string // the chat reply
 	Plan    *Plan  // set when Outcome is OutcomeConfirm
 	Commit  string // set when Outcome is OutcomeCommitted
+	// Attempts is how many pushes it took to land Commit (1 = no retry:
+	// the branch did not move under us).
+	Attempts int
 }
 
 // Plan is a change computed and shown, not yet written.
@@ -506,9 +509,9 @@ func (s *Service) done(log *slog.Logger, p *Plan, commit string, attempts int) R
 	if err != nil {
 		// The commit stands; say so even though the template failed.
 		log.Error("render reply", "err", err)
-		return Response{Outcome: OutcomeCommitted, Commit: commit, Text: fmt.Sprintf("[%s] committed %s (reply template failed: see log)", p.Request.ID, commit)}
+		return Response{Outcome: OutcomeCommitted, Commit: commit, Attempts: attempts, Text: fmt.Sprintf("[%s] committed %s (reply template failed: see log)", p.Request.ID, commit)}
 	}
-	return Response{Outcome: OutcomeCommitted, Commit: commit, Text: text}
+	return Response{Outcome: OutcomeCommitted, Commit: commit, Attempts: attempts, Text: text}
 }
 
 // message renders the commit message. Every value is one line of data:

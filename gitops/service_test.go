@@ -285,6 +285,28 @@ func TestHostileReasonStaysData(t *testing.T) {
 	}
 }
 
+// A person pushes between the plan and the Confirm: the first push is
+// refused (the branch moved), the change is re-planned on the new tip and
+// lands on the second, keeping the person's commit. Response.Attempts says
+// so (the Slack adapter counts it as a push retry).
+func TestConfirmAfterTheBranchMovedRetriesOnce(t *testing.T) {
+	f := newFixture(t, 1)
+	ctx := context.Background()
+	resp := f.svc.Handle(ctx, gitops.Request{ID: "shp-moved", Action: gitops.ActionRollback, App: "app0", Env: "prod", Tag: "0.9.0", User: "alice"})
+	if resp.Plan == nil {
+		t.Fatalf("no plan: %s", resp.Text)
+	}
+	gittest.Seed(t, f.bare, map[string]string{"README.md": "a person's change\n"}, "person")
+	human := f.head(t)
+	done := f.svc.Confirm(ctx, resp.Plan)
+	if done.Outcome != gitops.OutcomeCommitted || done.Attempts != 2 {
+		t.Fatalf("%s after %d attempt(s), want committed after 2: %s", done.Outcome, done.Attempts, done.Text)
+	}
+	if parent := gittest.Git(t, f.bare, "rev-parse", "main^"); parent != human {
+		t.Errorf("the change's parent is %s, want the person's commit %s", parent, human)
+	}
+}
+
 // Concurrent confirmed requests for different apps all land, each as its own
 // commit, while a human pushes too: no update is lost.
 func TestConcurrentRequestsNoLostUpdate(t *testing.T) {

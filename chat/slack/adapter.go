@@ -610,6 +610,7 @@ func (a *Adapter) handleClick(c click) {
 	case gitops.OutcomeCommitted:
 		now := a.o.Now()
 		a.o.Metrics.Committed(now.Sub(p.at), now.Sub(confirmed))
+		a.o.Metrics.PushRetries(resp.Attempts - 1)
 		icon = ":white_check_mark:"
 	case gitops.OutcomeDenied:
 		a.o.Metrics.Denied("policy")
@@ -625,6 +626,7 @@ func (a *Adapter) handleClick(c click) {
 // progress while Argo CD syncs, then Synced and Healthy, or Degraded with
 // the rollback offer, or that the watch failed and the commit stands.
 func (a *Adapter) watch(ctx context.Context, log *slog.Logger, p *pending, plan *gitops.Plan, w Watcher, note string, committed gitops.Response) {
+	start := a.o.Now()
 	res := w.Watch(ctx, plan, committed.Commit, func(line string) {
 		a.update(ctx, log, p.ref, resultMessage(plan, p.userID, ":hourglass_flowing_sand:", note, committed.Text+"\n"+line, a.o.MaxDiffLines))
 	})
@@ -635,6 +637,7 @@ func (a *Adapter) watch(ctx context.Context, log *slog.Logger, p *pending, plan 
 	case gitops.OutcomeDegraded:
 		icon = ":rotating_light:"
 	}
+	a.o.Metrics.Watched(string(res.Outcome), a.o.Now().Sub(start))
 	a.update(ctx, log, p.ref, resultMessage(plan, p.userID, icon, note, committed.Text+"\n"+res.Text, a.o.MaxDiffLines))
 }
 

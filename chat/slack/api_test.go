@@ -18,10 +18,12 @@ type countingMetrics struct {
 	requests    map[string]int
 	rejected    map[string]int
 	committed   int
+	retries     int
+	watched     map[string]int
 }
 
 func newCountingMetrics() *countingMetrics {
-	return &countingMetrics{rateLimited: map[string]int{}, denied: map[string]int{}, requests: map[string]int{}, rejected: map[string]int{}}
+	return &countingMetrics{rateLimited: map[string]int{}, denied: map[string]int{}, requests: map[string]int{}, rejected: map[string]int{}, watched: map[string]int{}}
 }
 
 func (m *countingMetrics) RateLimited(method string) {
@@ -35,6 +37,13 @@ func (m *countingMetrics) Request(a, o string) { m.mu.Lock(); m.requests[a+"/"+o
 func (m *countingMetrics) Committed(time.Duration, time.Duration) {
 	m.mu.Lock()
 	m.committed++
+	m.mu.Unlock()
+}
+
+func (m *countingMetrics) PushRetries(n int) { m.mu.Lock(); m.retries += n; m.mu.Unlock() }
+func (m *countingMetrics) Watched(o string, _ time.Duration) {
+	m.mu.Lock()
+	m.watched[o]++
 	m.mu.Unlock()
 }
 

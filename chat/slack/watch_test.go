@@ -42,7 +42,8 @@ func TestSocketModeWatchUpdatesTheSameMessage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, time.Minute)
 			core := &watchingCore{countingCore: e.core, Result: tc.result, watched: make(chan string, 1)}
-			a := e.adapter(t, func(o *Options) { o.Core = core })
+			metrics := newCountingMetrics()
+			a := e.adapter(t, func(o *Options) { o.Core = core; o.Metrics = metrics })
 			runSocket(t, e, a)
 			e.fs.send("slash_commands", "env-1", slashPayload("UALICE", "COPS", "rollback checkout prod --why "+pdLink, "trig-1"), 0)
 			plan := planMessageFor(t, e.fs, "COPS")
@@ -73,6 +74,12 @@ func TestSocketModeWatchUpdatesTheSameMessage(t *testing.T) {
 			}
 			if !progressed {
 				t.Error("no progress update in place")
+			}
+			waitFor(t, "the watch's metric", func() bool {
+				return metrics.get(func(m *countingMetrics) int { return m.watched[string(tc.result.Outcome)] }) == 1
+			})
+			if n := metrics.get(func(m *countingMetrics) int { return m.retries }); n != 0 {
+				t.Errorf("%d push retries counted for a change that landed at once", n)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	chatslack "github.com/shipbot/shipbot/chat/slack"
+	"github.com/shipbot/shipbot/gitops"
 )
 
 // Metrics implements chat/slack.Metrics.
@@ -17,6 +18,9 @@ type Metrics struct {
 	commit      *prometheus.HistogramVec
 	rejected    *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
+	retries     prometheus.Counter
+	healthy     prometheus.Histogram
+	watched     *prometheus.CounterVec
 }
 
 var _ chatslack.Metrics = (*Metrics)(nil)
@@ -45,8 +49,21 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "shipbot_slack_rate_limited_total",
 			Help: "Slack Web API calls answered 429, by method.",
 		}, []string{"method"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "shipbot_push_retries_total",
+			Help: "Pushes of landed changes beyond the first: the branch moved under shipbot and the change was re-planned on the new tip.",
+		}),
+		healthy: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "shipbot_time_to_healthy_seconds",
+			Help:    "Time from a change's commit until Argo CD reported it Synced and Healthy at that commit.",
+			Buckets: []float64{1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600},
+		}),
+		watched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shipbot_watch_outcomes_total",
+			Help: "How the watches of landed changes ended: healthy, degraded, unwatched (timed out, or Argo CD could not be asked).",
+		}, []string{"outcome"}),
 	}
-	reg.MustRegister(m.requests, m.denials, m.commit, m.rejected, m.rateLimited)
+	reg.MustRegister(m.requests, m.denials, m.commit, m.rejected, m.rateLimited, m.retries, m.healthy, m.watched)
 	return m
 }
 
@@ -58,4 +75,17 @@ func (m *Metrics) RateLimited(method string)      { m.rateLimited.WithLabelValue
 func (m *Metrics) Committed(sinceRequest, sinceConfirm time.Duration) {
 	m.commit.WithLabelValues("request").Observe(sinceRequest.Seconds())
 	m.commit.WithLabelValues("confirm").Observe(sinceConfirm.Seconds())
+}
+
+func (m *Metrics) PushRetries(n int) {
+	if n > 0 {
+		m.retries.Add(float64(n))
+	}
+}
+
+func (m *Metrics) Watched(outcome string, sinceCommit time.Duration) {
+	m.watched.WithLabelValues(outcome).Inc()
+	if outcome == string(gitops.OutcomeHealthy) {
+		m.healthy.Observe(sinceCommit.Seconds())
+	}
 }

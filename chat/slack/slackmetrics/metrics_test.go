@@ -51,6 +51,10 @@ func TestMetrics(t *testing.T) {
 	m.Rejected("signature")
 	m.RateLimited("chat.update")
 	m.Committed(90*time.Second, 2*time.Second)
+	m.PushRetries(0)
+	m.PushRetries(2)
+	m.Watched("healthy", 3*time.Second)
+	m.Watched("degraded", 16*time.Second)
 
 	mfs := gather(t, reg)
 	for name, tc := range map[string]struct {
@@ -61,6 +65,8 @@ func TestMetrics(t *testing.T) {
 		"shipbot_denials_total":             {map[string]string{"reason": "policy"}, 1},
 		"shipbot_slack_http_rejected_total": {map[string]string{"reason": "signature"}, 1},
 		"shipbot_slack_rate_limited_total":  {map[string]string{"method": "chat.update"}, 1},
+		"shipbot_push_retries_total":        {map[string]string{}, 2},
+		"shipbot_watch_outcomes_total":      {map[string]string{"outcome": "degraded"}, 1},
 	} {
 		mf := mfs[name]
 		if mf == nil {
@@ -70,6 +76,9 @@ func TestMetrics(t *testing.T) {
 		if got := find(mf, tc.labels); got == nil || got.GetCounter().GetValue() != tc.want {
 			t.Errorf("%s%v = %v, want %v", name, tc.labels, got, tc.want)
 		}
+	}
+	if h := find(mfs["shipbot_time_to_healthy_seconds"], map[string]string{}); h == nil || h.GetHistogram().GetSampleCount() != 1 || h.GetHistogram().GetSampleSum() != 3 {
+		t.Errorf("time to healthy: %v (only the healthy watch counts)", h)
 	}
 	h := mfs["shipbot_time_to_commit_seconds"]
 	for since, want := range map[string]float64{"request": 90, "confirm": 2} {
