@@ -90,12 +90,13 @@ func newServeSlack(t *testing.T) *serveSlack {
 		closing:  make(chan struct{}),
 		users:    map[string]slackgo.User{},
 		channels: map[string]slackgo.Channel{},
-		groups:   map[string][]string{"S0CHECKOUT": {"UALICE"}},
+		groups:   map[string][]string{"S0CHECKOUT": {"UALICE", "UERIN"}},
 		calls:    map[string]int{},
 		acks:     map[string]bool{},
 	}
 	f.addUser("UALICE", "alice@shop.example.com", "Alice Smith")
 	f.addUser("UBOB", "bob@shop.example.com", "Bob Jones")
+	f.addUser("UERIN", "erin@shop.example.com", "Erin Ops") // no line in the policy; in @team-checkout in Slack
 	var c slackgo.Channel
 	c.ID, c.Name = serveChannel, "ops"
 	f.channels[c.ID] = c
@@ -813,6 +814,7 @@ func TestServeSlackSocketMode(t *testing.T) {
 		"Shipbot-Request": id,
 		"Justification":   servePD,
 		"Chat-Channel":    "#ops",
+		"Authorized-by":   "p, team-checkout, *, checkout, rollback, * (alice is in team-checkout in prod)",
 	} {
 		if got := serveGit(t, repo, "log", "-1", "--format=%(trailers:key="+key+",valueonly)"); got != want {
 			t.Errorf("trailer %s: %q, want %q", key, got, want)
@@ -876,6 +878,62 @@ func TestServeSlackSocketMode(t *testing.T) {
 		t.Errorf("no 'shipbot serve stopped' in the log")
 	}
 	serveNoSecrets(t, s.log.String())
+}
+
+// TestServeSlackUserGroup: erin has no line in the demo policy, but she is
+// in the Slack user group S0CHECKOUT, which SHIPBOT_SLACK_USERGROUPS maps
+// to the policy group team-checkout: her prod rollback lands, and the
+// commit records the membership it relied on. Taken out of the mapping,
+// the same request is denied.
+func TestServeSlackUserGroup(t *testing.T) {
+	cfg, repo := serveDemo(t)
+	fs := newServeSlack(t)
+	serveEnv(t, "socket", fs.apiURL())
+	s := startServe(t, cfg)
+	count := serveCount(t, repo)
+
+	fs.deliver(t, "slash_commands", "env-erin-1", serveSlash("UERIN", "rollback checkout prod --why "+servePD, "trig-e1"))
+	plan := fs.planMessage(t, serveChannel, 0)
+	id := serveRequestID(t, plan)
+	fs.deliver(t, "interactive", "env-erin-2", serveClick("UERIN", plan.TS, id, "1700000002.000002", "trig-e2"))
+	serveWaitFor(t, "erin's rollback to land", func() bool {
+		return strings.Contains(fs.current(serveChannel, plan.TS).PlainText(), "["+id+"] done: rollback checkout in prod")
+	})
+	if n := serveCount(t, repo); n != count+1 {
+		t.Fatalf("%d commits, want %d", n, count+1)
+	}
+	for key, want := range map[string]string{
+		"Requested-by":  "Erin Ops <erin@shop.example.com>",
+		"Authorized-by": "p, team-checkout, *, checkout, rollback, * (erin is in the chat group team-checkout)",
+	} {
+		if got := serveGit(t, repo, "log", "-1", "--format=%(trailers:key="+key+",valueonly)"); got != want {
+			t.Errorf("trailer %s: %q, want %q", key, got, want)
+		}
+	}
+	if !strings.Contains(s.log.String(), `"groups":["team-checkout"]`) {
+		t.Error("the log does not show erin's Slack groups")
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without the mapping (user groups off), erin is nobody to the policy.
+	t.Setenv("SHIPBOT_SLACK_USERGROUPS", "")
+	s = startServe(t, cfg)
+	posted, _, _ := fs.snapshot()
+	fs.deliver(t, "slash_commands", "env-erin-3", serveSlash("UERIN", "rollback checkout prod --why "+servePD, "trig-e3"))
+	serveWaitFor(t, "erin's denial", func() bool {
+		posts, _, _ := fs.snapshot()
+		for _, p := range posts[len(posted):] {
+			if strings.Contains(fs.current(p.Channel, p.TS).PlainText(), "denied: no policy rule lets erin rollback checkout in prod") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := serveCount(t, repo); n != count+1 {
+		t.Errorf("%d commits after the denial, want %d", n, count+1)
+	}
 }
 
 // TestServeSlackHTTPMode runs `shipbot serve` with Slack's HTTP deliveries:
