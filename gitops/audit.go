@@ -36,21 +36,24 @@ type SignatureChecker interface {
 // AuditRecord is one change of one app in one environment, as history and
 // signatures prove it.
 type AuditRecord struct {
-	Time          time.Time `json:"time"`
-	Commit        string    `json:"commit"`
-	Action        string    `json:"action"`
-	App           string    `json:"app"`
-	Env           string    `json:"env"`
-	From          string    `json:"from"`
-	To            string    `json:"to"`
-	RequestedBy   string    `json:"requested_by"`
-	ApprovedBy    []string  `json:"approved_by"`
-	Justification string    `json:"justification"`
-	RequestID     string    `json:"request_id"`
-	Via           string    `json:"via"`
-	Signature     string    `json:"signature"`
-	SignedBy      string    `json:"signed_by,omitempty"`
-	Flags         []string  `json:"flags"`
+	Time        time.Time `json:"time"`
+	Commit      string    `json:"commit"`
+	Action      string    `json:"action"`
+	App         string    `json:"app"`
+	Env         string    `json:"env"`
+	From        string    `json:"from"`
+	To          string    `json:"to"`
+	RequestedBy string    `json:"requested_by"`
+	ApprovedBy  []string  `json:"approved_by"`
+	// AuthorizedBy is the policy decision the change relied on (the
+	// Authorized-by trailer; empty for commits before it existed).
+	AuthorizedBy  string   `json:"authorized_by"`
+	Justification string   `json:"justification"`
+	RequestID     string   `json:"request_id"`
+	Via           string   `json:"via"`
+	Signature     string   `json:"signature"`
+	SignedBy      string   `json:"signed_by,omitempty"`
+	Flags         []string `json:"flags"`
 }
 
 // AuditOptions filter the audit.
@@ -140,6 +143,7 @@ func (s *Service) record(t Target, d Deploy, sig, key string) AuditRecord {
 	r := AuditRecord{
 		Time: d.When.UTC(), Commit: d.Commit.String(), Action: d.Action, App: t.App, Env: t.Env,
 		From: d.From, To: d.Tag, RequestedBy: d.RequestedBy(), ApprovedBy: TrailerValues(d.Message, TrailerApprovedBy),
+		AuthorizedBy:  tr[TrailerAuthorizedBy],
 		Justification: tr[TrailerJustification], RequestID: tr[TrailerRequest], Via: "direct",
 		Signature: sig, SignedBy: key, Flags: []string{},
 	}
