@@ -15,6 +15,11 @@ type Subject struct {
 	// user groups "slack:sre-oncall": the policy treats them as groups the
 	// user is in, next to its own g lines.
 	Groups []string
+	// GroupsUnknown says the chat platform could not tell the user's
+	// groups just now: Groups may be incomplete, so a deny line for a
+	// group might have been missed. The policy then refuses what such a
+	// line could have denied.
+	GroupsUnknown bool
 }
 
 // AuthzQuery is one question to the policy: may Subject do Action on App in Env?

@@ -189,6 +189,9 @@ func (s *Service) requestLogger(req Request) *slog.Logger {
 	if len(req.Groups) > 0 {
 		log = log.With("groups", req.Groups)
 	}
+	if req.GroupsUnknown {
+		log = log.With("groups_unknown", true)
+	}
 	return log.With("action", string(req.Action), "app", req.App, "env", req.Env)
 }
 

@@ -67,12 +67,15 @@ type Request struct {
 	// Groups are the requester's groups as the chat platform knows them
 	// (Subject.Groups), e.g. "slack:sre-oncall".
 	Groups []string
-	At     time.Time
+	// GroupsUnknown: the chat platform could not tell the groups
+	// (Subject.GroupsUnknown).
+	GroupsUnknown bool
+	At            time.Time
 }
 
 // subject is the requester as the policy sees them.
 func (r Request) subject() Subject {
-	return Subject{User: r.User, Channel: r.Channel, Groups: r.Groups}
+	return Subject{User: r.User, Channel: r.Channel, Groups: r.Groups, GroupsUnknown: r.GroupsUnknown}
 }
 
 // Environment is one deployment environment, in promotion order.

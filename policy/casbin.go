@@ -488,6 +488,20 @@ func (st *enforcerState) evaluate(q gitops.AuthzQuery) (evaluation, error) {
 		return ev, nil
 	}
 
+	// Groups the chat platform could not tell may hide a deny line: when
+	// a deny line for a group could match this request, refuse rather than
+	// guess (fail closed).
+	if q.Subject.GroupsUnknown {
+		for _, p := range st.pol.groupDenies {
+			if scopeMatches(p.stored[1], p.stored[2], p.stored[3], env, app, act) && globMatch(ch, p.stored[4]) {
+				ev.decisive = nil
+				ev.d = deny(fmt.Sprintf("shipbot could not read %s's groups from the chat platform just now, and a deny rule for a group could apply (%s); try again in a minute",
+					display(user), displayRule(p.src.Text)))
+				return ev, nil
+			}
+		}
+	}
+
 	d := gitops.Decision{Allowed: true, Rule: formatRule("p", fields)}
 	if found {
 		d.Rule = rule.src.Text

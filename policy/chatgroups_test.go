@@ -140,3 +140,33 @@ func TestExternalGroup(t *testing.T) {
 		}
 	}
 }
+
+// When the chat platform could not tell the user's groups, a deny line for
+// a group that could match the request might have been missed: such a
+// request is refused (fail closed); requests no such line could match, and
+// policies without such lines, decide as usual.
+func TestChatGroupsUnknownFailClosed(t *testing.T) {
+	e, err := NewEnforcer("", writePolicy(t, "chat.csv", chatGroupPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown := func(q gitops.AuthzQuery) gitops.AuthzQuery { q.Subject.GroupsUnknown = true; return q }
+	ctx := context.Background()
+	d, err := e.Authorize(ctx, unknown(groupQuery("alice", nil, "rollback", "checkout", "prod")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Allowed || !strings.Contains(d.Reason, "shipbot could not read alice's groups from the chat platform just now, and a deny rule for a group could apply (p, slack:contractors, prod, *, *, *, deny)") {
+		t.Errorf("groups unknown, prod: %+v", d)
+	}
+	if x := e.Explain(unknown(groupQuery("alice", nil, "rollback", "checkout", "prod"))); !reflect.DeepEqual(x.Decision, d) {
+		t.Errorf("Explain decided %+v, Authorize %+v", x.Decision, d)
+	}
+	if d, _ := e.Authorize(ctx, unknown(groupQuery("alice", nil, "rollback", "checkout", "dev"))); !d.Allowed {
+		t.Errorf("groups unknown, dev (no group deny line applies): %+v", d)
+	}
+	ex := newExampleEnforcer(t) // no deny lines at all
+	if d, _ := ex.Authorize(ctx, unknown(groupQuery("alice", nil, "rollback", "checkout", "prod"))); !d.Allowed {
+		t.Errorf("groups unknown, a policy without group deny lines: %+v", d)
+	}
+}

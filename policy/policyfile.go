@@ -87,6 +87,10 @@ type parsedPolicy struct {
 	// names are the subjects and groups the lines name (p and review
 	// subjects, both sides of g lines); groups are the groups of g lines.
 	names, groups map[string]bool
+	// groupDenies are the deny lines whose subject is a group, which a
+	// chat platform's group could reach (directly, by a mapping, or through
+	// g lines).
+	groupDenies []permRule
 }
 
 // chatGroup reports whether a group the chat platform vouches for takes
@@ -138,6 +142,11 @@ func parsePolicy(file string, data []byte, m model.Model, caps modelCaps) (*pars
 	}
 	for _, r := range pol.reviews {
 		pol.names[r.sub] = true
+	}
+	for _, p := range pol.perms {
+		if p.effect == effectDeny && (ExternalGroup(p.sub) || pol.groups[p.sub]) {
+			pol.groupDenies = append(pol.groupDenies, p)
+		}
 	}
 	return pol, nil
 }

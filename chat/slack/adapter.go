@@ -437,7 +437,7 @@ func (a *Adapter) handleMessage(in inbound) {
 		}
 	}
 	req.ID, req.User, req.Channel, req.At = id, ident.Subject, channel, a.o.Now()
-	req.Groups = ident.Groups
+	req.Groups, req.GroupsUnknown = ident.Groups, ident.GroupsUnknown
 
 	// The request's one message: posted now, updated in place from here on.
 	ref, err := a.post(ctx, in, workingMessage(id, in.user, req))

@@ -40,6 +40,12 @@ type env struct {
 
 func newEnv(t *testing.T, confirmTimeout time.Duration) *env {
 	t.Helper()
+	return newEnvWithPolicy(t, confirmTimeout, filepath.Join("..", "..", "deploy", "examples", "policy.csv"))
+}
+
+// newEnvWithPolicy is newEnv with another policy file.
+func newEnvWithPolicy(t *testing.T, confirmTimeout time.Duration, policyFile string) *env {
+	t.Helper()
 	bare := gittest.InitBare(t)
 	gittest.Seed(t, bare, map[string]string{"README.md": "env\n", "apps/checkout/overlays/prod/kustomization.yaml": overlay("1.4.0")}, "bootstrap")
 	gittest.Seed(t, bare, map[string]string{"apps/checkout/overlays/prod/kustomization.yaml": overlay("1.4.1")}, "deploy 1.4.1")
@@ -50,7 +56,7 @@ func newEnv(t *testing.T, confirmTimeout time.Duration) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	authz, err := policy.NewEnforcer("", filepath.Join("..", "..", "deploy", "examples", "policy.csv"))
+	authz, err := policy.NewEnforcer("", policyFile)
 	if err != nil {
 		t.Fatal(err)
 	}

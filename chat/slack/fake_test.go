@@ -36,6 +36,9 @@ type fakeSlack struct {
 	// outside are channels shipbot is not a member of: conversations.info
 	// answers (a public channel), posting fails with not_in_channel.
 	outside map[string]bool
+	// groupsErr, when set, is the error usergroups.list answers (e.g.
+	// paid_teams_only on a free workspace).
+	groupsErr string
 }
 
 type fakeMsg struct {
@@ -233,6 +236,11 @@ func (f *fakeSlack) conversationInfo(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeSlack) usergroupsList(w http.ResponseWriter, _ *http.Request) {
 	f.mu.Lock()
+	if code := f.groupsErr; code != "" {
+		f.mu.Unlock()
+		fail(w, code)
+		return
+	}
 	var gs []map[string]any
 	for id, h := range f.handles {
 		gs = append(gs, map[string]any{"id": id, "handle": h, "is_usergroup": true})

@@ -1,6 +1,8 @@
 package slack
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +55,44 @@ func TestSocketModeRightsFromASlackUserGroup(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the log lacks %s", want)
 		}
+	}
+}
+
+// TestSocketModeGroupsUnknownFailClosed: Slack can't list user groups
+// (paid_teams_only). With a policy that denies a Slack group in prod,
+// alice's prod rollback is refused with the reason (her groups can't be
+// checked) and nothing is written. (policy's tests show that requests no
+// group deny line could match decide as usual.)
+func TestSocketModeGroupsUnknownFailClosed(t *testing.T) {
+	example, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", "policy.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "policy.csv")
+	if err := os.WriteFile(file, append(example, "p, slack:contractors, prod, *, *, *, deny\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWithPolicy(t, time.Minute, file)
+	e.fs.mu.Lock()
+	e.fs.groupsErr = "paid_teams_only"
+	e.fs.mu.Unlock()
+	a := e.adapter(t)
+	runSocket(t, e, a)
+	before := e.head(t)
+
+	e.fs.send("slash_commands", "env-1", slashPayload("UALICE", "COPS", "rollback checkout prod --why "+pdLink, "trig-1"), 0)
+	waitFor(t, "the refusal", func() bool {
+		for _, m := range e.fs.messages() {
+			if strings.Contains(m.Shown(), "denied: shipbot could not read alice's groups from the chat platform just now, and a deny rule for a group could apply (p, slack:contractors, prod, *, *, *, deny)") {
+				return true
+			}
+		}
+		return false
+	})
+	if e.head(t) != before {
+		t.Fatal("a request refused for unknown groups wrote to the repo")
+	}
+	if !strings.Contains(e.logs.String(), `"groups_unknown":true`) {
+		t.Error("the log does not say the groups were unknown")
 	}
 }

@@ -24,6 +24,10 @@ type Identity struct {
 	Email   string   // profile email, lower-case
 	Name    string   // real name for the commit author (one line)
 	Groups  []string // policy group names from Slack user groups, e.g. "slack:sre-oncall" (sorted)
+	// GroupsUnknown: Slack could not be asked for the user groups just
+	// now (Groups is empty); the policy refuses what a group's deny line
+	// could have denied.
+	GroupsUnknown bool
 }
 
 // DirectoryOptions configure how Slack users become policy subjects.
@@ -69,6 +73,12 @@ type Directory struct {
 	mu       sync.Mutex
 	subjects map[string]string // policy subject -> Slack user id that resolved to it
 	groupsMu sync.Mutex        // one rebuild of the membership index at a time
+	// groupsErr is the last failed rebuild, given again without asking
+	// Slack until groupsRetry (guarded by groupsMu): a workspace without
+	// user groups (free plans) or a missing scope must not cost two Slack
+	// calls per request.
+	groupsErr   error
+	groupsRetry time.Time
 }
 
 var _ gitops.Directory = (*Directory)(nil)
@@ -159,9 +169,11 @@ func (d *Directory) Resolve(ctx context.Context, userID string) (Identity, error
 	}
 	groups, err := d.GroupsOf(ctx, userID)
 	if err != nil {
-		// The policy only grants: missing groups can cost rights, never
-		// add them. Say so in the log and go on.
+		// Missing groups cost the rights they would grant, and could hide
+		// a deny line: the request goes on marked, and the policy refuses
+		// what a group's deny line could have denied.
 		d.o.Logger.Warn("slack user groups unavailable", "user", userID, "err", err)
+		id.GroupsUnknown = true
 	}
 	id.Groups = groups
 	return id, nil
@@ -310,6 +322,24 @@ func (d *Directory) GroupsOf(ctx context.Context, userID string) ([]string, erro
 	if idx, ok := d.groups.Get(""); ok {
 		return idx[userID], nil
 	}
+	if d.groupsErr != nil && d.o.Now().Before(d.groupsRetry) {
+		return nil, d.groupsErr
+	}
+	idx, err := d.groupIndex(ctx)
+	if err != nil {
+		if ctx.Err() == nil { // Slack's failure, not this request's end
+			d.groupsErr, d.groupsRetry = err, d.o.Now().Add(min(d.o.TTL, time.Minute))
+		}
+		return nil, err
+	}
+	d.groupsErr = nil
+	d.groups.Put("", idx)
+	return idx[userID], nil
+}
+
+// groupIndex asks Slack for the members of each user group that counts:
+// Slack user id -> policy group names, sorted.
+func (d *Directory) groupIndex(ctx context.Context) (map[string][]string, error) {
 	names := d.o.Groups
 	if names == nil {
 		all, err := d.o.API.GetUserGroupsContext(ctx)
@@ -336,8 +366,7 @@ func (d *Directory) GroupsOf(ctx context.Context, userID string) ([]string, erro
 	for _, g := range idx {
 		slices.Sort(g)
 	}
-	d.groups.Put("", idx)
-	return idx[userID], nil
+	return idx, nil
 }
 
 // ChannelName returns what the policy sees as the channel: "#name" for a

@@ -184,3 +184,37 @@ func TestGroupsAndChannels(t *testing.T) {
 		t.Error("channel names are not cached")
 	}
 }
+
+// Slack can't list the user groups (a free workspace answers
+// paid_teams_only): the identity says its groups are unknown, so the policy
+// can fail closed on group deny lines; the failure is remembered for a
+// minute instead of costing a Slack call per request.
+func TestGroupsUnknown(t *testing.T) {
+	fs := newFakeSlack(t)
+	fs.mu.Lock()
+	fs.groupsErr = "paid_teams_only"
+	fs.mu.Unlock()
+	clk := &fakeClock{t: time.Unix(1700000000, 0)}
+	d := newDir(t, fs, func(o *DirectoryOptions) { o.Now = clk.Now })
+	ctx := context.Background()
+	id, err := d.Resolve(ctx, "UALICE")
+	if err != nil || !id.GroupsUnknown || id.Groups != nil || id.Subject != "alice" {
+		t.Fatalf("Resolve = %+v, %v; want alice with her groups unknown", id, err)
+	}
+	if id, _ := d.Resolve(ctx, "UBOB"); !id.GroupsUnknown {
+		t.Error("bob's groups are known though Slack failed")
+	}
+	if n := fs.callCount("usergroups.list"); n != 1 {
+		t.Errorf("usergroups.list called %d times within the minute, want 1", n)
+	}
+	fs.mu.Lock()
+	fs.groupsErr = ""
+	fs.handles = map[string]string{"S1": "sre"}
+	fs.groups = map[string][]string{"S1": {"UALICE"}}
+	fs.mu.Unlock()
+	clk.Add(2 * time.Minute)
+	id, err = d.Resolve(ctx, "UALICE")
+	if err != nil || id.GroupsUnknown || strings.Join(id.Groups, ",") != "slack:sre" {
+		t.Fatalf("after Slack recovered: %+v, %v", id, err)
+	}
+}
