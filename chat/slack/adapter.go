@@ -481,17 +481,23 @@ func (a *Adapter) handleMessage(in inbound) {
 // refuse answers a request shipbot won't pass to the core: the user or
 // channel can't be identified, or Slack could not be asked.
 func (a *Adapter) refuse(ctx context.Context, log *slog.Logger, in inbound, id string, action gitops.Action, reason string, err error) {
+	text, outcome := a.refusal(log, id, action, reason, err)
+	a.o.Metrics.Request(string(action), string(outcome))
+	a.reply(ctx, log, in, textMessage(text))
+}
+
+// refusal logs and counts why shipbot refuses a request it could not
+// check with Slack, and returns the reply: the reason for a
+// *gitops.UserError, a "try again" without internals otherwise.
+func (a *Adapter) refusal(log *slog.Logger, id string, action gitops.Action, reason string, err error) (string, gitops.Outcome) {
 	var ue *gitops.UserError
 	if errors.As(err, &ue) {
 		log.Warn("request denied", "reason", reason, "why", ue.Message)
 		a.o.Metrics.Denied(reason)
-		a.o.Metrics.Request(string(action), string(gitops.OutcomeDenied))
-		a.reply(ctx, log, in, textMessage(fmt.Sprintf("[%s] denied: %s", id, ue.Message)))
-		return
+		return fmt.Sprintf("[%s] denied: %s", id, ue.Message), gitops.OutcomeDenied
 	}
 	log.Error("request failed", "reason", reason, "err", err)
-	a.o.Metrics.Request(string(action), string(gitops.OutcomeFailed))
-	a.reply(ctx, log, in, textMessage(fmt.Sprintf("[%s] shipbot could not check this request with Slack and did nothing; try again in a minute. Operators can find the details in the log under request %s.", id, id)))
+	return fmt.Sprintf("[%s] shipbot could not check this request with Slack and did nothing; try again in a minute. Operators can find the details in the log under request %s.", id, id), gitops.OutcomeFailed
 }
 
 func userMessage(err error) string {
@@ -602,6 +608,20 @@ func (a *Adapter) handleClick(c click) {
 
 	confirmed := a.o.Now()
 	note := fmt.Sprintf("confirmed by <@%s>", c.user)
+	// The core decides again at Confirm; it does so on who the requester
+	// is now: deactivated, or in other Slack user groups than when asking.
+	ident, err := a.o.Directory.Resolve(ctx, c.user)
+	if err == nil && ident.Subject != plan.Request.User {
+		err = gitops.Userf("your Slack profile now maps to %s, not to %s who asked; send the command again", ident.Subject, plan.Request.User)
+	}
+	if err != nil {
+		text, outcome := a.refusal(log, plan.Request.ID, plan.Request.Action, "identity", err)
+		a.o.Core.Cancel(plan, "the requester could not be identified at Confirm")
+		a.o.Metrics.Request(string(plan.Request.Action), string(outcome))
+		a.update(ctx, log, p.ref, resultMessage(plan, p.userID, ":no_entry:", note, text, a.o.MaxDiffLines))
+		return
+	}
+	plan.Request.Groups, plan.Request.GroupsUnknown = ident.Groups, ident.GroupsUnknown
 	a.update(ctx, log, p.ref, progressMessage(plan, p.userID, ":hourglass_flowing_sand: "+note+"; committing…", "committing…", a.o.MaxDiffLines))
 	resp := a.o.Core.Confirm(ctx, plan)
 	a.o.Metrics.Request(string(plan.Request.Action), string(resp.Outcome))

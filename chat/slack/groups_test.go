@@ -58,12 +58,10 @@ func TestSocketModeRightsFromASlackUserGroup(t *testing.T) {
 	}
 }
 
-// TestSocketModeGroupsUnknownFailClosed: Slack can't list user groups
-// (paid_teams_only). With a policy that denies a Slack group in prod,
-// alice's prod rollback is refused with the reason (her groups can't be
-// checked) and nothing is written. (policy's tests show that requests no
-// group deny line could match decide as usual.)
-func TestSocketModeGroupsUnknownFailClosed(t *testing.T) {
+// contractorsPolicy is the example policy plus a deny line for the Slack
+// user group @contractors in prod.
+func contractorsPolicy(t *testing.T) string {
+	t.Helper()
 	example, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", "policy.csv"))
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +70,45 @@ func TestSocketModeGroupsUnknownFailClosed(t *testing.T) {
 	if err := os.WriteFile(file, append(example, "p, slack:contractors, prod, *, *, *, deny\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := newEnvWithPolicy(t, time.Minute, file)
+	return file
+}
+
+// TestSocketModeConfirmSeesGroupsOfNow: alice is put in @contractors while
+// her plan waits; her Confirm is decided on her groups at that moment:
+// denied by the contractors' deny line, nothing written.
+func TestSocketModeConfirmSeesGroupsOfNow(t *testing.T) {
+	e := newEnvWithPolicy(t, time.Minute, contractorsPolicy(t))
+	fresh, err := NewDirectory(DirectoryOptions{API: e.fs.client(), TeamID: "T1", TTL: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := e.adapter(t, func(o *Options) { o.Directory = fresh })
+	runSocket(t, e, a)
+	before := e.head(t)
+
+	e.fs.send("slash_commands", "env-1", slashPayload("UALICE", "COPS", "rollback checkout prod --why "+pdLink, "trig-1"), 0)
+	plan := planMessageFor(t, e.fs, "COPS")
+	id := requestIDOf(t, plan)
+	e.fs.mu.Lock()
+	e.fs.handles = map[string]string{"S7": "contractors"}
+	e.fs.groups = map[string][]string{"S7": {"UALICE"}}
+	e.fs.mu.Unlock()
+	e.fs.send("interactive", "env-2", clickPayload("UALICE", "COPS", plan.TS, actionConfirm, id, "1700000002.000002", "trig-2"), 0)
+	waitFor(t, "the denial at Confirm", func() bool {
+		return strings.Contains(messageAt(e.fs, "COPS", plan.TS).Shown(), "p, slack:contractors, prod, *, *, *, deny")
+	})
+	if e.head(t) != before {
+		t.Fatal("the Confirm of someone now denied wrote to the repo")
+	}
+}
+
+// TestSocketModeGroupsUnknownFailClosed: Slack can't list user groups
+// (paid_teams_only). With a policy that denies a Slack group in prod,
+// alice's prod rollback is refused with the reason (her groups can't be
+// checked) and nothing is written. (policy's tests show that requests no
+// group deny line could match decide as usual.)
+func TestSocketModeGroupsUnknownFailClosed(t *testing.T) {
+	e := newEnvWithPolicy(t, time.Minute, contractorsPolicy(t))
 	e.fs.mu.Lock()
 	e.fs.groupsErr = "paid_teams_only"
 	e.fs.mu.Unlock()
