@@ -58,40 +58,46 @@ func TestGetRejectsUnknownRefresh(t *testing.T) {
 	}
 }
 
-func TestBearerTokenGiven(t *testing.T) {
-	f := newFake(t, map[string]http.HandlerFunc{
-		"GET /api/v1/applications": func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, testdata(t, "applications.json"))
-		},
-	})
-	c, err := NewClient(ClientOptions{Server: f.URL, Token: testToken + "\n"}) // as an env var may hold it
+// listAuth makes a client with o against f and returns the Authorization
+// header of its List call.
+func listAuth(t *testing.T, f *fakeArgo, o ClientOptions) string {
+	t.Helper()
+	o.Server = f.URL
+	c, err := NewClient(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.List(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.requests("GET", "/api/v1/applications")[0].Auth; got != "Bearer "+testToken {
+	reqs := f.requests("GET", "/api/v1/applications")
+	return reqs[len(reqs)-1].Auth
+}
+
+func newListFake(t *testing.T) *fakeArgo {
+	return newFake(t, map[string]http.HandlerFunc{
+		"GET /api/v1/applications": func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, testdata(t, "applications.json"))
+		},
+	})
+}
+
+func TestBearerTokenGiven(t *testing.T) {
+	// With the newline an environment variable may hold.
+	if got := listAuth(t, newListFake(t), ClientOptions{Token: testToken + "\n"}); got != "Bearer "+testToken {
 		t.Errorf("Authorization = %q, want the trimmed token", got)
 	}
 }
 
 func TestBearerTokenFromFile(t *testing.T) {
-	f := newFake(t, map[string]http.HandlerFunc{
-		"GET /api/v1/applications": func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, testdata(t, "applications.json"))
-		},
-	})
+	f := newListFake(t)
 	tokenFile := writeToken(t, "\n\t "+testToken+" \r\n")
+	if got := listAuth(t, f, ClientOptions{TokenFile: tokenFile}); got != "Bearer "+testToken {
+		t.Errorf("Authorization = %q, want the trimmed token", got)
+	}
 	c, err := NewClient(ClientOptions{Server: f.URL, TokenFile: tokenFile})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if _, err := c.List(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := f.requests("GET", "/api/v1/applications")[0].Auth; got != "Bearer "+testToken {
-		t.Errorf("Authorization = %q, want the trimmed token", got)
 	}
 
 	// A rotated secret: the next call sends the new token.

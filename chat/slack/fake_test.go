@@ -325,6 +325,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitForShown waits until some message in the channel shows text.
+func waitForShown(t *testing.T, fs *fakeSlack, what, text string) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		for _, m := range fs.messages() {
+			if strings.Contains(m.Shown(), text) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // slashPayload is a /ship slash command as Slack sends it.
 func slashPayload(user, channel, text, trigger string) map[string]any {
 	return map[string]any{

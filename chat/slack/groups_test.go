@@ -28,14 +28,7 @@ func TestSocketModeRightsFromASlackUserGroup(t *testing.T) {
 	before := e.head(t)
 
 	e.fs.send("slash_commands", "env-m", slashPayload("UMALLORY", "COPS", "rollback checkout prod --why "+pdLink, "trig-m"), 0)
-	waitFor(t, "mallory's denial", func() bool {
-		for _, m := range e.fs.messages() {
-			if strings.Contains(m.Shown(), "no policy rule lets mallory rollback checkout in prod") {
-				return true
-			}
-		}
-		return false
-	})
+	waitForShown(t, e.fs, "mallory's denial", "no policy rule lets mallory rollback checkout in prod")
 
 	e.fs.send("slash_commands", "env-e", slashPayload("UERIN", "COPS", "rollback checkout prod --why "+pdLink, "trig-e"), 0)
 	plan := planMessageFor(t, e.fs, "COPS")
@@ -117,14 +110,7 @@ func TestSocketModeGroupsUnknownFailClosed(t *testing.T) {
 	before := e.head(t)
 
 	e.fs.send("slash_commands", "env-1", slashPayload("UALICE", "COPS", "rollback checkout prod --why "+pdLink, "trig-1"), 0)
-	waitFor(t, "the refusal", func() bool {
-		for _, m := range e.fs.messages() {
-			if strings.Contains(m.Shown(), "denied: shipbot could not read alice's groups from the chat platform just now, and a deny rule for a group could apply (p, slack:contractors, prod, *, *, *, deny)") {
-				return true
-			}
-		}
-		return false
-	})
+	waitForShown(t, e.fs, "the refusal", "denied: shipbot could not read alice's groups from the chat platform just now, and a deny rule for a group could apply (p, slack:contractors, prod, *, *, *, deny)")
 	if e.head(t) != before {
 		t.Fatal("a request refused for unknown groups wrote to the repo")
 	}

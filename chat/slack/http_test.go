@@ -134,14 +134,7 @@ func TestHTTPSignatures(t *testing.T) {
 	if code, body := signedPost(t, srv, PathCommands, formType, cmd, secret, now, nil); code != http.StatusOK || body != "" {
 		t.Fatalf("good request: %d %q, want an empty 200", code, body)
 	}
-	waitFor(t, "the status reply", func() bool {
-		for _, m := range e.fs.messages() {
-			if strings.Contains(m.Shown(), "1.4.2") {
-				return true
-			}
-		}
-		return false
-	})
+	waitForShown(t, e.fs, "the status reply", "1.4.2")
 
 	// Slack's URL check is answered with the challenge, signed or not at all.
 	uv := jsonBody(t, map[string]any{"type": "url_verification", "token": "x", "challenge": "ch4llenge"})
