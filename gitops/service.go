@@ -144,6 +144,8 @@ const (
 	OutcomeHealthy   Outcome = "healthy"   // the change is live: Synced and Healthy at our commit
 	OutcomeDegraded  Outcome = "degraded"  // the change is live and unhealthy, or its sync failed
 	OutcomeUnwatched Outcome = "unwatched" // the watch failed or timed out; the commit stands
+	OutcomeProposed  Outcome = "proposed"  // a proposal is open and waits for approvals
+	OutcomeApproved  Outcome = "approved"  // an approval was recorded; more are needed
 )
 
 // Response is the result of handling a request: the reply to show and, when

@@ -28,6 +28,13 @@ const (
 	// ActionBreakGlass is not a command: the policy action a user needs to
 	// override a freeze (with --break-glass and a justification).
 	ActionBreakGlass Action = "breakglass"
+	// ActionApprove approves a proposal (a change under review); it is
+	// also the policy action an approver needs.
+	ActionApprove Action = "approve"
+	// ActionReject rejects a proposal: it is closed and nothing merges.
+	ActionReject Action = "reject"
+	// ActionProposals lists the open proposals (authorized as status).
+	ActionProposals Action = "proposals"
 )
 
 // Writes reports whether the action changes the environment repo.
@@ -61,6 +68,14 @@ type Request struct {
 	// BreakGlass asks to override a freeze (needs the breakglass permission
 	// and a justification; recorded loudly).
 	BreakGlass bool
+	// Proposal is the request id of the proposal an approve or reject is
+	// about.
+	Proposal string
+	// Thread is where the chat front end will show news about this
+	// request (an opaque locator it can read back, e.g. a Slack channel
+	// and message timestamp); it is recorded with a proposal so that
+	// approvals given elsewhere reach the requester's thread.
+	Thread string
 
 	User    string // chat identity of the requester (policy subject)
 	Channel string // chat channel the request came from
