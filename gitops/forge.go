@@ -184,3 +184,38 @@ type ProposalUpdate struct {
 type Notifier interface {
 	ProposalUpdated(ctx context.Context, u ProposalUpdate)
 }
+
+// ProposalView is a proposal as chat shows it.
+type ProposalView struct {
+	RequestID string
+	Summary   string // e.g. "promote checkout from staging to prod: 1.4.1 -> 1.4.2"
+	App, Env  string
+	Requester string // chat user
+	Channel   string
+	Thread    string
+	URL       string // the pull request; "" on a plain git host
+	Via       string // the URL, or "git:shipbot/<request-id>"
+	Head      string // the proposal branch's commit
+	// Needed approvals from Group ("" or "*": anyone the policy lets approve).
+	Needed int
+	Group  string
+	// Approvals counted so far, one per human.
+	Approvals []ApprovalView
+	// Approvers are who may still approve (the requester and those who
+	// approved already not among them).
+	Approvers []string
+	// Blocked says what stops the merge besides missing approvals: changes
+	// requested, a failing check, a conflict ("" = nothing).
+	Blocked string
+	Opened  time.Time
+	Expires time.Time
+}
+
+// ApprovalView is one counted approver.
+type ApprovalView struct {
+	User  string   // chat user
+	Where []string // e.g. "chat #ops", "github @bobby"
+}
+
+// Missing is how many approvals the proposal still needs.
+func (v ProposalView) Missing() int { return max(0, v.Needed-len(v.Approvals)) }

@@ -158,6 +158,11 @@ type Response struct {
 	// Attempts is how many pushes it took to land Commit (1 = no retry:
 	// the branch did not move under us).
 	Attempts int
+	// Proposal is set when the response is about a proposal: opened
+	// (OutcomeProposed), approved (OutcomeApproved), merged
+	// (OutcomeCommitted, with Plan and Commit set so that the front end can
+	// follow the change through Argo CD), rejected or closed.
+	Proposal *ProposalView
 }
 
 // Plan is a change computed and shown, not yet written.
