@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/shipbot/shipbot/gitops/repo"
+	"github.com/shipbot/shipbot/templates"
 )
 
 // committer writes confirmed plans to the repo. Confirmations queue up while
@@ -37,8 +38,10 @@ type job struct {
 	// the Authorized-by trailer.
 	authorizedBy string
 	log          *slog.Logger
-	done         chan Response
-	commit       plumbing.Hash
+	// extra trailers: Approved-by and Shipbot-Proposal of a merge.
+	extra  []templates.Trailer
+	done   chan Response
+	commit plumbing.Hash
 }
 
 // maxBatch bounds how many requests share one push.
@@ -207,7 +210,7 @@ func (c *committer) build(ctx context.Context, tip *repo.Snapshot, j *job) (*rep
 		}
 		*p = again
 	}
-	msg, err := s.message(p, j.author, j.authorizedBy)
+	msg, err := s.message(p, j.author, j.authorizedBy, j.extra)
 	if err != nil {
 		return nil, nil, err
 	}

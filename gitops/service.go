@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	git "github.com/go-git/go-git/v5"
@@ -62,6 +63,17 @@ type ServiceOptions struct {
 	WatchTimeout time.Duration
 	// Live reads the controller's view for status and health; nil: git only.
 	Live LiveStatus
+	// Forge is where changes that need review are proposed; nil: such
+	// changes are refused.
+	Forge Forge
+	// Approvers is the policy's view of who may approve (required with a
+	// Forge).
+	Approvers ApproverPolicy
+	// Notifier tells a request's chat thread about its proposal; nil: the
+	// answers to approve and reject say it all.
+	Notifier Notifier
+	// ProposalTTL is how long a proposal stays open (default 7 days).
+	ProposalTTL time.Duration
 }
 
 // Validate fills defaults and checks that the required parts are there.
@@ -101,6 +113,12 @@ func (o *ServiceOptions) Validate() error {
 	if o.WatchTimeout <= 0 {
 		o.WatchTimeout = 5 * time.Minute
 	}
+	if o.ProposalTTL <= 0 {
+		o.ProposalTTL = 7 * 24 * time.Hour
+	}
+	if o.Forge != nil && o.Approvers == nil {
+		return errors.New("service: a forge needs the approver policy")
+	}
 	if o.FreezeBlocks == nil {
 		o.FreezeBlocks = []Action{ActionPromote}
 	}
@@ -112,6 +130,13 @@ func (o *ServiceOptions) Validate() error {
 type Service struct {
 	o         ServiceOptions
 	committer *committer
+	// reviewMu serializes review operations (propose, approve, reject,
+	// reconcile) in the process.
+	reviewMu sync.Mutex
+	// blocked remembers, per proposal, what blocked it when the thread was
+	// last told, so that a reconcile reports a new failing check once.
+	// Only notification noise depends on it: it may be lost.
+	blocked map[string]string
 }
 
 // NewService returns a Service.
@@ -119,7 +144,7 @@ func NewService(o ServiceOptions) (*Service, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{o: o}
+	s := &Service{o: o, blocked: map[string]string{}}
 	s.committer = &committer{s: s}
 	return s, nil
 }
@@ -181,6 +206,11 @@ type Plan struct {
 	BreakGlass string
 	// Freeze is the freeze a `freeze` request sets.
 	Freeze Freeze
+	// Review is the approvals the change needs before it merges (zero:
+	// it lands on yes).
+	Review Review
+	// pinned is the tag a re-planned proposal must land ("" = computed).
+	pinned string
 }
 
 // NewRequestID derives a request id from what identifies a chat message, so
@@ -219,14 +249,24 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, req Request) Res
 		return s.history(ctx, log, req)
 	case ActionHealth:
 		return s.health(ctx, log, req)
+	case ActionProposals:
+		return s.proposals(ctx, log, req)
+	case ActionApprove:
+		return s.approve(ctx, log, req)
+	case ActionReject:
+		return s.reject(ctx, log, req)
 	case ActionRollback, ActionRestart, ActionPromote, ActionFreeze, ActionUnfreeze:
 		plan, resp := s.plan(ctx, log, req)
 		if plan == nil {
 			return resp
 		}
+		review := ""
+		if plan.Review.Approvals > 0 {
+			review = s.reviewText(ctx, req, plan.Review)
+		}
 		text, err := templates.PlanReply(templates.Plan{
 			RequestID: req.ID, Summary: plan.Summary, Diff: plan.Diff, Why: plan.Justification.Text,
-			Timeout: s.o.ConfirmTimeout, Protected: plan.Environment.Protected,
+			Timeout: s.o.ConfirmTimeout, Protected: plan.Environment.Protected, Review: review,
 		})
 		if err != nil {
 			return s.failed(log, req, err)
@@ -256,24 +296,8 @@ func (s *Service) authorize(ctx context.Context, log *slog.Logger, req Request, 
 }
 
 // ErrNeedsReview means the policy requires approvals before the change may
-// merge.
+// merge, and they can't be given here.
 var ErrNeedsReview = errors.New("needs review")
-
-// reviewable refuses a change the policy says needs approvals: shipbot only
-// merges directly what the policy lets merge directly (pull requests for
-// reviewed changes are not built yet), so a required review is never skipped.
-func reviewable(req Request, r Review) error {
-	if r.Approvals <= 0 {
-		return nil
-	}
-	from := "anyone allowed to approve"
-	if r.Group != "" && r.Group != "*" {
-		from = "group " + r.Group
-	}
-	return &UserError{Err: ErrNeedsReview, Message: fmt.Sprintf(
-		"the policy says %s of %s in %s needs %d approval(s) from %s (the requester does not count) before it merges; shipbot merges only what may land directly and does not open pull requests yet, so nothing was written. Open a pull request in the environment repo, or ask for a policy that lets this land directly.",
-		req.Action, req.App, req.Env, r.Approvals, from)}
-}
 
 // rejected turns a user-facing error into a reply; other errors are failures.
 func (s *Service) rejected(log *slog.Logger, req Request, err error) Response {
@@ -357,10 +381,11 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 		return nil, s.rejected(log, req, err)
 	}
 	// After the plan, so that a freeze (temporary) is reported before a
-	// required review (structural).
-	if err := reviewable(req, decision.Review); err != nil {
+	// review that can't happen (structural).
+	if err := s.canReview(ctx, req, decision.Review); err != nil {
 		return nil, s.rejected(log, req, err)
 	}
+	p.Review = decision.Review
 	return p, Response{}
 }
 
@@ -426,6 +451,9 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 
 func (s *Service) targetTag(ctx context.Context, snap *repo.Snapshot, p *Plan) (string, error) {
 	req := p.Request
+	if p.pinned != "" {
+		return p.pinned, nil
+	}
 	if req.Action == ActionPromote {
 		src, _, err := s.o.Catalog.Target(req.App, req.FromEnv)
 		if err != nil {
@@ -483,12 +511,16 @@ func (s *Service) confirm(ctx context.Context, log *slog.Logger, p *Plan) Respon
 	if resp != nil {
 		return *resp
 	}
-	if err := reviewable(req, decision.Review); err != nil {
+	if err := s.canReview(ctx, req, decision.Review); err != nil {
 		return s.rejected(log, req, err)
 	}
 	author, err := s.o.Directory.Person(ctx, req.User)
 	if err != nil {
 		return s.rejected(log, req, err)
+	}
+	if decision.Review.Approvals > 0 {
+		p.Review = decision.Review
+		return s.propose(ctx, log, p, decision, author)
 	}
 
 	return s.committer.submit(&job{ctx: ctx, plan: p, author: author, authorizedBy: authorizedBy(decision), log: log})
@@ -526,7 +558,7 @@ func (s *Service) done(log *slog.Logger, p *Plan, commit string, attempts int) R
 
 // message renders the commit message. Every value is one line of data:
 // chat text can add neither a line nor a trailer.
-func (s *Service) message(p *Plan, author Person, authorized string) (string, error) {
+func (s *Service) message(p *Plan, author Person, authorized string, extra []templates.Trailer) (string, error) {
 	req := p.Request
 	tr := []templates.Trailer{
 		{Key: TrailerRequest, Value: req.ID},
@@ -558,6 +590,7 @@ func (s *Service) message(p *Plan, author Person, authorized string) (string, er
 	if req.Channel != "" {
 		tr = append(tr, templates.Trailer{Key: TrailerChannel, Value: req.Channel})
 	}
+	tr = append(tr, extra...)
 	for i := range tr {
 		tr[i].Value = OneLine(tr[i].Value)
 	}

@@ -23,6 +23,25 @@ var set = template.Must(template.New("").Funcs(template.FuncMap{
 		return s
 	},
 	"ago":  ago,
+	"join": strings.Join,
+	// mdcell makes text safe inside a Markdown table cell.
+	"mdcell": func(s string) string {
+		return strings.NewReplacer("|", "\\|", "\n", " ", "\r", " ", "`", "'").Replace(s)
+	},
+	// fence is a Markdown code fence longer than any run of backticks in
+	// s, so repo content can't end the code block early.
+	"fence": func(s string) string {
+		longest, run := 0, 0
+		for _, r := range s {
+			if r == '`' {
+				run++
+				longest = max(longest, run)
+			} else {
+				run = 0
+			}
+		}
+		return strings.Repeat("`", max(3, longest+1))
+	},
 	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 	"indent": func(prefix, s string) string {
 		lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -80,6 +99,10 @@ type Plan struct {
 	Why       string
 	Timeout   time.Duration
 	Protected bool
+	// Review says what approvals the change needs before it merges, e.g.
+	// "2 approvals from sre (the requester does not count); who may
+	// approve: bob, carol, dave"; "" = it lands on yes.
+	Review string
 }
 
 // PlanReply renders the diff and the question.
@@ -163,3 +186,53 @@ type History struct {
 
 // HistoryReply renders past deploys, newest first.
 func HistoryReply(d History) (string, error) { return render("history.tmpl", d) }
+
+// Proposal is a change under review as chat shows it: when it opens, as
+// approvals arrive, and in `proposals`.
+type Proposal struct {
+	RequestID string
+	Headline  string // what just happened, e.g. "bob approved"; "" in lists
+	Summary   string
+	Requester string
+	URL       string // the pull request; "" on a plain git host
+	Via       string // the URL, or git:shipbot/<request-id>
+	Needed    int
+	Group     string   // "" = anyone the policy lets approve
+	Approvals []string // "bob (chat #ops)", "carol (github @carol)"
+	Missing   int
+	Approvers []string // who may still approve
+	Blocked   string   // what blocks the merge besides approvals
+	Notes     []string // approvals that don't count, and why
+	Expires   time.Time
+}
+
+// ProposalReply renders one proposal's state.
+func ProposalReply(d Proposal) (string, error) { return render("proposal.tmpl", d) }
+
+// Proposals is the reply to `proposals [APP] [ENV]`.
+type Proposals struct {
+	Filter string // e.g. "checkout in prod"; "" = all
+	Items  []Proposal
+}
+
+// ProposalsReply renders the open proposals.
+func ProposalsReply(d Proposals) (string, error) { return render("proposals.tmpl", d) }
+
+// PullRequest is the body of a proposal on a forge (Markdown).
+type PullRequest struct {
+	RequestID     string
+	Summary       string
+	Diff          string
+	Requester     string // "alice <alice@shop.example.com>"
+	Channel       string
+	Justification string
+	Checked       string // the live check of the justification, e.g. "pagerduty triggered 2026-11-21T09:14:03Z"; "" = not checked
+	Rule          string // the policy line that allowed the request
+	Needed        int
+	Group         string
+	Approvers     []string
+	Expires       time.Time
+}
+
+// PullRequestBody renders a proposal's description.
+func PullRequestBody(d PullRequest) (string, error) { return render("pr_body.tmpl", d) }

@@ -166,6 +166,15 @@ func Parse(line string) (gitops.Request, error) {
 		err = p.unfreeze(&req)
 	case gitops.ActionHealth:
 		err = p.health(&req)
+	case gitops.ActionProposals:
+		err = p.proposals(&req)
+	case gitops.ActionApprove:
+		err = p.review(&req)
+	case gitops.ActionReject:
+		err = p.review(&req)
+		if err == nil && req.Why == "" {
+			err = p.fail("a rejection needs a reason: --why TEXT")
+		}
 	}
 	if err != nil {
 		return gitops.Request{}, err
@@ -378,6 +387,42 @@ func (p *argParser) unfreeze(req *gitops.Request) error {
 }
 
 func (p *argParser) health(req *gitops.Request) error { return p.one("ENV", "environment", &req.Env) }
+
+// review checks the REQUEST-ID of approve and reject.
+func (p *argParser) review(req *gitops.Request) error {
+	if err := p.need("REQUEST-ID"); err != nil {
+		return err
+	}
+	if err := p.atMost(1); err != nil {
+		return err
+	}
+	id := strings.ToLower(strings.Trim(p.args[0], "[]"))
+	if !gitops.ValidRequestID(id) {
+		return p.fail("%s is not a request id; they look like shp-abcde23456 (the proposal's reply and `proposals` show them)", quote(p.args[0]))
+	}
+	req.Proposal = id
+	return nil
+}
+
+// proposals checks the optional APP and ENV of proposals.
+func (p *argParser) proposals(req *gitops.Request) error {
+	if err := p.atMost(2); err != nil {
+		return err
+	}
+	if len(p.args) > 0 {
+		if err := p.name("app", p.args[0]); err != nil {
+			return err
+		}
+		req.App = p.args[0]
+	}
+	if len(p.args) > 1 {
+		if err := p.name("environment", p.args[1]); err != nil {
+			return err
+		}
+		req.Env = p.args[1]
+	}
+	return nil
+}
 
 // untilForm is what --until / until accepts; the core interprets it.
 var untilForm = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:\d{2})?)?|\d{1,4}[mhd])$`)

@@ -29,7 +29,7 @@ var (
 	usageStatus   = "Usage: " + usages[status]
 	usageHistory  = "Usage: " + usages[history]
 	usageHelp     = "Usage: " + usages[help]
-	allCommands   = "rollback, restart, promote, status, history, health, freeze, unfreeze, help"
+	allCommands   = "rollback, restart, promote, status, history, health, freeze, unfreeze, proposals, approve, reject, help"
 )
 
 type parseTest struct {
@@ -291,6 +291,23 @@ var parseTests = []parseTest{
 	{name: "line over 4 KiB", line: "rollback checkout prod --why " + strings.Repeat("x", 4068),
 		errHas: []string{"4097 bytes", "4 KiB", "--why"}},
 	{name: "invalid UTF-8", line: "status check\xffout", errHas: []string{"UTF-8"}},
+
+	// review: approve, reject, proposals
+	{name: "approve", line: "approve shp-abcde23456",
+		want: R{Action: gitops.ActionApprove, Proposal: "shp-abcde23456"}},
+	{name: "approve with brackets and capitals as copied from a reply", line: "approve [SHP-ABCDE23456]",
+		want: R{Action: gitops.ActionApprove, Proposal: "shp-abcde23456"}},
+	{name: "approve without id", line: "approve", errHas: []string{"missing REQUEST-ID", "approve REQUEST-ID"}},
+	{name: "approve bad id", line: "approve checkout", errHas: []string{`"checkout" is not a request id`}},
+	{name: "approve bad id chars", line: "approve shp-abcde1234x", errHas: []string{"is not a request id"}},
+	{name: "approve extra", line: "approve shp-abcde23456 now", errHas: []string{`unexpected argument "now"`}},
+	{name: "reject", line: "reject shp-abcde23456 --why the diff bumps the wrong tag",
+		want: R{Action: gitops.ActionReject, Proposal: "shp-abcde23456", Why: "the diff bumps the wrong tag"}},
+	{name: "reject without why", line: "reject shp-abcde23456", errHas: []string{"needs a reason", "--why"}},
+	{name: "proposals", line: "proposals", want: R{Action: gitops.ActionProposals}},
+	{name: "proposals app env", line: "proposals checkout prod",
+		want: R{Action: gitops.ActionProposals, App: "checkout", Env: "prod"}},
+	{name: "proposals too many", line: "proposals checkout prod x", errHas: []string{`unexpected argument "x"`}},
 
 	// freeze, unfreeze, break-glass
 	{name: "freeze", line: "freeze prod --why release week",

@@ -154,6 +154,14 @@ func render(req gitops.Request) (string, bool) {
 		}
 	case gitops.ActionUnfreeze, gitops.ActionHealth:
 		words = append(words, req.Env)
+	case gitops.ActionApprove, gitops.ActionReject:
+		words = append(words, req.Proposal)
+	case gitops.ActionProposals:
+		for _, w := range []string{req.App, req.Env} {
+			if w != "" {
+				words = append(words, w)
+			}
+		}
 	}
 	if req.BreakGlass {
 		words = append(words, "--break-glass")

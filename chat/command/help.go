@@ -17,31 +17,40 @@ var commands = []gitops.Action{
 	gitops.ActionHealth,
 	gitops.ActionFreeze,
 	gitops.ActionUnfreeze,
+	gitops.ActionProposals,
+	gitops.ActionApprove,
+	gitops.ActionReject,
 	gitops.ActionHelp,
 }
 
 var usages = map[gitops.Action]string{
-	gitops.ActionRollback: "rollback APP ENV [to TAG] --why TEXT",
-	gitops.ActionRestart:  "restart APP ENV --why TEXT",
-	gitops.ActionPromote:  "promote APP FROM to TO --why TEXT",
-	gitops.ActionStatus:   "status APP",
-	gitops.ActionHistory:  "history APP ENV [N]",
-	gitops.ActionHealth:   "health ENV",
-	gitops.ActionFreeze:   "freeze ENV [until WHEN] --why TEXT",
-	gitops.ActionUnfreeze: "unfreeze ENV [--why TEXT]",
-	gitops.ActionHelp:     "help [COMMAND]",
+	gitops.ActionRollback:  "rollback APP ENV [to TAG] --why TEXT",
+	gitops.ActionRestart:   "restart APP ENV --why TEXT",
+	gitops.ActionPromote:   "promote APP FROM to TO --why TEXT",
+	gitops.ActionStatus:    "status APP",
+	gitops.ActionHistory:   "history APP ENV [N]",
+	gitops.ActionHealth:    "health ENV",
+	gitops.ActionFreeze:    "freeze ENV [until WHEN] --why TEXT",
+	gitops.ActionUnfreeze:  "unfreeze ENV [--why TEXT]",
+	gitops.ActionProposals: "proposals [APP] [ENV]",
+	gitops.ActionApprove:   "approve REQUEST-ID",
+	gitops.ActionReject:    "reject REQUEST-ID --why TEXT",
+	gitops.ActionHelp:      "help [COMMAND]",
 }
 
 var descriptions = map[gitops.Action]string{
-	gitops.ActionRollback: "roll APP in ENV back to the previous deploy, or to TAG",
-	gitops.ActionRestart:  "rolling restart of APP's pods in ENV (no image change)",
-	gitops.ActionPromote:  "deploy the image running in FROM to TO",
-	gitops.ActionStatus:   "show which tag of APP runs in each environment",
-	gitops.ActionHistory:  "show the last N deploys of APP in ENV (N from 1 to 100)",
-	gitops.ActionHealth:   "sync and health of every app in ENV, unhealthy first",
-	gitops.ActionFreeze:   "block promotions to ENV (WHEN: 2026-11-28, 2026-11-28T08:00, 4h, 2d)",
-	gitops.ActionUnfreeze: "lift a freeze of ENV",
-	gitops.ActionHelp:     "show this help, or the usage of one command",
+	gitops.ActionRollback:  "roll APP in ENV back to the previous deploy, or to TAG",
+	gitops.ActionRestart:   "rolling restart of APP's pods in ENV (no image change)",
+	gitops.ActionPromote:   "deploy the image running in FROM to TO",
+	gitops.ActionStatus:    "show which tag of APP runs in each environment",
+	gitops.ActionHistory:   "show the last N deploys of APP in ENV (N from 1 to 100)",
+	gitops.ActionHealth:    "sync and health of every app in ENV, unhealthy first",
+	gitops.ActionFreeze:    "block promotions to ENV (WHEN: 2026-11-28, 2026-11-28T08:00, 4h, 2d)",
+	gitops.ActionUnfreeze:  "lift a freeze of ENV",
+	gitops.ActionProposals: "changes waiting for review: who approved, what is missing",
+	gitops.ActionApprove:   "approve a change under review (the requester never counts)",
+	gitops.ActionReject:    "reject a change under review: it is closed, nothing merges",
+	gitops.ActionHelp:      "show this help, or the usage of one command",
 }
 
 // Usage returns the one-line usage of a command, e.g.
@@ -125,6 +134,11 @@ func suggest(word string) gitops.Action {
 	best, bestDist := gitops.Action(""), 3 // suggest at distance 1 or 2 only
 	for _, c := range commands {
 		d := distance(w, string(c))
+		if (c == gitops.ActionApprove || c == gitops.ActionReject) && d > 1 {
+			// "reset" is not a reject: a review verdict is suggested only
+			// for a one-letter slip.
+			continue
+		}
 		if d < bestDist {
 			best, bestDist = c, d
 		}

@@ -45,16 +45,7 @@ func (r *Repo) BuildCommit(base *Snapshot, changes []edit.Change, o CommitOption
 		if p == "" {
 			return nil, fmt.Errorf("build commit: bad path %q", c.Path)
 		}
-		h, err := b.store(plumbing.BlobObject, func(o plumbing.EncodedObject) error {
-			w, err := o.Writer()
-			if err != nil {
-				return err
-			}
-			if _, err := w.Write(c.New); err != nil {
-				return err
-			}
-			return w.Close()
-		})
+		h, err := b.blob(c.New)
 		if err != nil {
 			return nil, fmt.Errorf("build commit: blob %s: %w", p, err)
 		}
@@ -64,12 +55,17 @@ func (r *Repo) BuildCommit(base *Snapshot, changes []edit.Change, o CommitOption
 	if err != nil {
 		return nil, fmt.Errorf("build commit: %w", err)
 	}
+	return r.commit(b, treeHash, []plumbing.Hash{base.Hash()}, o)
+}
+
+// commit writes the commit object of tree on parents, signed when o says so.
+func (r *Repo) commit(b *builder, treeHash plumbing.Hash, parents []plumbing.Hash, o CommitOptions) (*Commit, error) {
 	commit := &object.Commit{
 		Author:       o.Author,
 		Committer:    o.Committer,
 		Message:      o.Message,
 		TreeHash:     treeHash,
-		ParentHashes: []plumbing.Hash{base.Hash()},
+		ParentHashes: parents,
 	}
 	if o.Signer != nil {
 		enc := r.git.Storer.NewEncodedObject()
@@ -91,7 +87,25 @@ func (r *Repo) BuildCommit(base *Snapshot, changes []edit.Change, o CommitOption
 	if err != nil {
 		return nil, fmt.Errorf("build commit: %w", err)
 	}
-	return &Commit{Hash: h, Base: base.Hash(), Objects: b.objects}, nil
+	var base plumbing.Hash
+	if len(parents) > 0 {
+		base = parents[0]
+	}
+	return &Commit{Hash: h, Base: base, Objects: b.objects}, nil
+}
+
+// blob stores data as a blob.
+func (b *builder) blob(data []byte) (plumbing.Hash, error) {
+	return b.store(plumbing.BlobObject, func(o plumbing.EncodedObject) error {
+		w, err := o.Writer()
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+		return w.Close()
+	})
 }
 
 type builder struct {
