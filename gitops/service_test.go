@@ -447,7 +447,8 @@ func TestConcurrentReadsAndWrites(t *testing.T) {
 
 func writeFile(p, content string) error { return os.WriteFile(p, []byte(content), 0o644) }
 
-// A change the policy says needs approvals is never merged directly.
+// A change the policy says needs approvals is never merged directly: without
+// a forge to review it on, it is refused at plan time.
 func TestReviewRequiredIsNotMergedDirectly(t *testing.T) {
 	g := newFixtureWith(t, 0, func(o *gitops.ServiceOptions) {
 		o.Authorizer = &FakeAuthorizer{AuthorizeFunc: func(q gitops.AuthzQuery) gitops.Decision {
@@ -455,7 +456,7 @@ func TestReviewRequiredIsNotMergedDirectly(t *testing.T) {
 		}}
 	})
 	resp := g.svc.Handle(context.Background(), gitops.Request{ID: "shp-rv", Action: gitops.ActionPromote, App: "checkout", FromEnv: "staging", Env: "prod", Why: "OPS-1", User: "bob"})
-	if resp.Outcome != gitops.OutcomeRejected || resp.Plan != nil || !strings.Contains(resp.Text, "needs 2 approval(s) from group sre") {
+	if resp.Outcome != gitops.OutcomeRejected || resp.Plan != nil || !strings.Contains(resp.Text, "needs 2 approvals from sre") || !strings.Contains(resp.Text, "no forge configured") {
 		t.Fatalf("%s: %s", resp.Outcome, resp.Text)
 	}
 	if n := gittest.Git(t, g.bare, "rev-list", "--count", "main"); n != "3" {

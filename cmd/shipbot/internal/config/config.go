@@ -87,6 +87,28 @@ type File struct {
 	} `yaml:"argo"`
 	// Justification: live checks of --why against PagerDuty, Jira and
 	// Opsgenie; absent: the reason's format is checked only.
+	// Forge: where changes that need review are proposed; absent: such
+	// changes are refused.
+	Forge *struct {
+		Type              string `yaml:"type"` // git or github
+		ProposalTTL       string `yaml:"proposalTTL"`
+		ReconcileInterval string `yaml:"reconcileInterval"`
+		GitHub            *struct {
+			BaseURL           string            `yaml:"baseURL"`
+			Owner             string            `yaml:"owner"`
+			Repo              string            `yaml:"repo"`
+			TokenFile         string            `yaml:"tokenFile"`
+			WebhookSecretFile string            `yaml:"webhookSecretFile"`
+			Logins            map[string]string `yaml:"logins"`
+			Teams             map[string]string `yaml:"teams"`
+			Labels            []string          `yaml:"labels"`
+			App               *struct {
+				ID             int64  `yaml:"id"`
+				InstallationID int64  `yaml:"installationID"`
+				PrivateKeyFile string `yaml:"privateKeyFile"`
+			} `yaml:"app"`
+		} `yaml:"github"`
+	} `yaml:"forge"`
 	Justification policy.LiveOptions `yaml:"justification"`
 	Freezes       struct {
 		// Blocks: the actions a `freeze ENV` blocks (default [promote]).
@@ -144,6 +166,8 @@ type Config struct {
 	// file paths are absolute.
 	Live *policy.LiveOptions
 	Argo *Argo
+	// Forge is where changes that need review are proposed; nil: none.
+	Forge *Forge
 	// Slack holds shipbot serve's Slack settings from the file, keyed by the
 	// SHIPBOT_* environment variable that overrides each.
 	Slack   map[string]string
@@ -161,6 +185,28 @@ type Argo struct {
 	InsecureSkipVerify bool
 	SyncManual         bool          // sync apps without automated sync to our commit
 	Timeout            time.Duration // how long to watch (default 5m)
+}
+
+// Forge is where changes that need review become proposals.
+type Forge struct {
+	Type              string        // "git" or "github"
+	ProposalTTL       time.Duration // how long a proposal stays open (default 7 days)
+	ReconcileInterval time.Duration // how often serve re-reads open proposals (default 1m)
+	GitHub            *GitHub
+}
+
+// GitHub is how to reach the repo's GitHub (or GitHub Enterprise).
+type GitHub struct {
+	BaseURL           string // "" = api.github.com; GitHub Enterprise: https://HOST/api/v3/
+	Owner, Repo       string
+	TokenFile         string // a token, or:
+	AppID             int64  // a GitHub App installation
+	InstallationID    int64
+	PrivateKeyFile    string
+	WebhookSecretFile string            // serve's /webhooks/github verifies X-Hub-Signature-256 with it
+	Logins            map[string]string // chat user -> GitHub login: the explicit identity mapping
+	Teams             map[string]string // policy group -> team slug to request reviews from
+	Labels            []string
 }
 
 // Signing says how shipbot signs its commits and which keys the audit trusts.
@@ -462,6 +508,7 @@ func (v *validator) check(file string, f *File) *Config {
 			}
 		}
 	}
+	v.forge(f, cfg, abs)
 	if j := f.Justification; j.PagerDuty != nil || j.Jira != nil || j.Opsgenie != nil {
 		if j.PagerDuty != nil {
 			j.PagerDuty.TokenFile = abs(j.PagerDuty.TokenFile)
@@ -516,6 +563,97 @@ func (v *validator) check(file string, f *File) *Config {
 
 // blockable are the actions a freeze may block.
 var blockable = map[string]bool{"rollback": true, "restart": true, "promote": true}
+
+var githubLogin = regexp.MustCompile(`^[A-Za-z0-9](-?[A-Za-z0-9]){0,38}$`)
+
+func (v *validator) forge(f *File, cfg *Config, abs func(string) string) {
+	fo := f.Forge
+	if fo == nil {
+		return
+	}
+	out := &Forge{Type: fo.Type, ProposalTTL: 7 * 24 * time.Hour, ReconcileInterval: time.Minute}
+	cfg.Forge = out
+	for _, d := range []struct {
+		key, val string
+		dst      *time.Duration
+	}{{"forge.proposalTTL", fo.ProposalTTL, &out.ProposalTTL}, {"forge.reconcileInterval", fo.ReconcileInterval, &out.ReconcileInterval}} {
+		if d.val == "" {
+			continue
+		}
+		x, err := time.ParseDuration(d.val)
+		if err != nil || x <= 0 {
+			v.addf(d.key, "%q is not a positive duration; write e.g. 168h or 1m", d.val)
+			continue
+		}
+		*d.dst = x
+	}
+	switch fo.Type {
+	case "git":
+		if fo.GitHub != nil {
+			v.addf("forge.github", "only used with forge.type: github")
+		}
+		return
+	case "github":
+	case "":
+		v.addf("forge.type", "required: git (proposal branches on the repo's own host, approvals in chat) or github (pull requests)")
+		return
+	default:
+		v.addf("forge.type", "%q is not a forge shipbot knows; write git or github", fo.Type)
+		return
+	}
+	g := fo.GitHub
+	if g == nil {
+		v.addf("forge.github", "required with forge.type: github (owner, repo, and tokenFile or app)")
+		return
+	}
+	out.GitHub = &GitHub{BaseURL: g.BaseURL, Owner: g.Owner, Repo: g.Repo, TokenFile: abs(g.TokenFile),
+		WebhookSecretFile: abs(g.WebhookSecretFile), Logins: g.Logins, Teams: g.Teams, Labels: g.Labels}
+	if g.Owner == "" || g.Repo == "" {
+		v.addf("forge.github", "owner and repo are required, e.g. owner: acme, repo: env")
+	}
+	if g.BaseURL != "" && !strings.HasPrefix(g.BaseURL, "https://") && !strings.HasPrefix(g.BaseURL, "http://") {
+		v.addf("forge.github.baseURL", "%q is not a URL; GitHub Enterprise's is https://HOST/api/v3/", g.BaseURL)
+	}
+	switch {
+	case g.TokenFile == "" && g.App == nil:
+		v.addf("forge.github.tokenFile", "required (or forge.github.app): a file holding a token that may push branches and open pull requests")
+	case g.TokenFile != "" && g.App != nil:
+		v.addf("forge.github.app", "set forge.github.tokenFile or forge.github.app, not both")
+	case g.App != nil:
+		if g.App.ID <= 0 || g.App.InstallationID <= 0 || g.App.PrivateKeyFile == "" {
+			v.addf("forge.github.app", "id, installationID and privateKeyFile are all required")
+		}
+		out.GitHub.AppID, out.GitHub.InstallationID, out.GitHub.PrivateKeyFile = g.App.ID, g.App.InstallationID, abs(g.App.PrivateKeyFile)
+	}
+	for _, file := range []struct{ key, path string }{
+		{"forge.github.tokenFile", out.GitHub.TokenFile}, {"forge.github.app.privateKeyFile", out.GitHub.PrivateKeyFile},
+		{"forge.github.webhookSecretFile", out.GitHub.WebhookSecretFile},
+	} {
+		if file.path == "" {
+			continue
+		}
+		if _, err := os.Stat(file.path); err != nil {
+			v.addf(file.key, "%s can't be read: %v", file.path, errors.Unwrap(err))
+		}
+	}
+	users := make([]string, 0, len(g.Logins))
+	for u := range g.Logins {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	seen := map[string]string{}
+	for _, u := range users {
+		login := g.Logins[u]
+		if !githubLogin.MatchString(login) {
+			v.addf("forge.github.logins."+u, "%q is not a GitHub login", login)
+			continue
+		}
+		if other, dup := seen[strings.ToLower(login)]; dup {
+			v.addf("forge.github.logins."+u, "GitHub login %q is mapped to both %s and %s: one human counts once, so a login maps to one chat user", login, other, u)
+		}
+		seen[strings.ToLower(login)] = u
+	}
+}
 
 func (v *validator) freezes(f *File, cfg *Config, envs map[string]bool) {
 	for i, a := range f.Freezes.Blocks {
