@@ -4,6 +4,14 @@
 // with Confirm and Cancel buttons that only the requester can press, and
 // updates that message in place as the change is committed.
 //
+// A change the policy says needs approvals becomes a proposal at Confirm:
+// shipbot posts Approve and Reject buttons in the request's thread (and in
+// the reviewers' channel, ReviewChannel), passes each Approve click to the
+// core as an approve request of the clicker, and keeps the request's
+// message up to date until the change merges. News from elsewhere (the
+// forge, another channel) arrives through ProposalUpdated (gitops.Notifier),
+// addressed by the Request.Thread the adapter gave the request.
+//
 // Slack reaches shipbot through Socket Mode (RunSocketMode) or over HTTP
 // (HTTPHandler: Events API, slash commands, interactivity, every request
 // signature-checked). Either way shipbot acknowledges at once and works
@@ -89,6 +97,16 @@ type Options struct {
 	ResponseURLAllowed func(*url.URL) bool
 	// HTTPClient posts to response_urls (default: a 10s timeout).
 	HTTPClient *http.Client
+	// ReviewChannel, when set, is the Slack channel id (e.g. C0123ABC) of
+	// the reviewers' channel: every proposal's Approve and Reject buttons
+	// are posted there too, with a link to the request's thread. shipbot
+	// must be a member of it.
+	ReviewChannel string
+	// ReviewTTL is how long shipbot remembers a proposal's messages to
+	// remove their buttons when it merges or closes (default 14 days).
+	// Forgetting loses nothing: a click on a stale button is answered by
+	// the core.
+	ReviewTTL time.Duration
 }
 
 // Adapter connects Slack to the core.
@@ -97,6 +115,10 @@ type Adapter struct {
 	api  API
 	log  *slog.Logger
 	seen *ttlCache[struct{}]
+	// reviews are the proposals this process showed: request id -> their
+	// messages (a convenience for rendering and removing buttons; the
+	// proposal itself lives in git and on the forge).
+	reviews *ttlCache[*review]
 
 	base context.Context // work outlives the delivery; cancelled only on a hard stop
 	stop context.CancelFunc
@@ -118,7 +140,20 @@ type pending struct {
 }
 
 // msgRef names a message shipbot posted and keeps updating.
-type msgRef struct{ channel, ts string }
+type msgRef struct {
+	channel, ts string
+	// thread is the ts of the thread the message is a reply in; "" when
+	// it is a top-level message (its own replies are then its thread).
+	thread string
+}
+
+// threadTS is the thread where replies about the message go.
+func (r msgRef) threadTS() string {
+	if r.thread != "" {
+		return r.thread
+	}
+	return r.ts
+}
 
 // New returns an Adapter. It accepts deliveries until Shutdown.
 func New(o Options) (*Adapter, error) {
@@ -129,6 +164,8 @@ func New(o Options) (*Adapter, error) {
 		return nil, errors.New("slack: no core")
 	case o.Directory == nil:
 		return nil, errors.New("slack: no directory")
+	case o.ReviewChannel != "" && !channelIDRe.MatchString(o.ReviewChannel):
+		return nil, fmt.Errorf("slack: review channel %q: want a Slack channel id like C0123ABC, not a name", o.ReviewChannel)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -166,10 +203,14 @@ func New(o Options) (*Adapter, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
+	if o.ReviewTTL <= 0 {
+		o.ReviewTTL = 14 * 24 * time.Hour
+	}
 	a := &Adapter{
 		o:       o,
 		log:     o.Logger,
 		seen:    newTTLCache[struct{}](o.DedupeTTL, o.DedupeMax, o.Now),
+		reviews: newTTLCache[*review](o.ReviewTTL, maxReviews, o.Now),
 		pending: map[string]*pending{},
 	}
 	a.api = WithRateLimit(o.API, o.RateLimit, o.Logger, o.Metrics)
@@ -387,7 +428,11 @@ func (a *Adapter) receiveClick(c click) {
 		log.Info("duplicate click ignored")
 		return
 	}
-	if !a.work.Intake(func() { a.handleClick(c) }) {
+	handle := a.handleClick
+	if c.actionID == actionApprove || c.actionID == actionReject {
+		handle = a.handleReviewClick
+	}
+	if !a.work.Intake(func() { handle(c) }) {
 		log.Warn("click dropped: shutting down")
 	}
 }
@@ -453,6 +498,9 @@ func (a *Adapter) handleMessage(in inbound) {
 		}
 		return
 	}
+	// The core records where news about the request goes (a proposal's
+	// approvals given elsewhere reach this thread through ProposalUpdated).
+	req.Thread = threadLocator(ref)
 	resp := a.o.Core.Handle(ctx, req)
 	if resp.Outcome == gitops.OutcomeDenied {
 		a.o.Metrics.Denied("policy")
@@ -460,6 +508,11 @@ func (a *Adapter) handleMessage(in inbound) {
 	if resp.Outcome != gitops.OutcomeConfirm || resp.Plan == nil {
 		a.o.Metrics.Request(string(req.Action), string(resp.Outcome))
 		a.update(ctx, log, ref, textMessage(resp.Text))
+		if req.Action == gitops.ActionApprove {
+			// An approval typed as a command: the proposal's own message
+			// (and its buttons, once it merged) follow, as after a click.
+			a.proposalChanged(ctx, log, resp, nil)
+		}
 		return
 	}
 	p := &pending{plan: resp.Plan, userID: in.user, ref: ref, at: req.At}
@@ -635,20 +688,27 @@ func (a *Adapter) handleClick(c click) {
 	case gitops.OutcomeDenied:
 		a.o.Metrics.Denied("policy")
 		icon = ":no_entry:"
+	case gitops.OutcomeProposed:
+		// The policy wants approvals: a proposal is open instead of a commit.
+		a.proposed(ctx, log, p, note, resp)
+		return
 	}
 	a.update(ctx, log, p.ref, resultMessage(plan, p.userID, icon, note, resp.Text, a.o.MaxDiffLines))
 	if w, ok := a.o.Core.(Watcher); ok && resp.Outcome == gitops.OutcomeCommitted && w.Watches() {
-		a.watch(ctx, log, p, plan, w, note, resp)
+		a.watch(ctx, log, p.ref, plan, w, resp, func(icon, text string) message {
+			return resultMessage(plan, p.userID, icon, note, text, a.o.MaxDiffLines)
+		})
 	}
 }
 
-// watch follows a landed change and keeps the same message up to date:
-// progress while Argo CD syncs, then Synced and Healthy, or Degraded with
-// the rollback offer, or that the watch failed and the commit stands.
-func (a *Adapter) watch(ctx context.Context, log *slog.Logger, p *pending, plan *gitops.Plan, w Watcher, note string, committed gitops.Response) {
+// watch follows a landed change and keeps the message ref up to date
+// (render draws it with an icon and the text so far): progress while Argo
+// CD syncs, then Synced and Healthy, or Degraded with the rollback offer,
+// or that the watch failed and the commit stands.
+func (a *Adapter) watch(ctx context.Context, log *slog.Logger, ref msgRef, plan *gitops.Plan, w Watcher, committed gitops.Response, render func(icon, text string) message) {
 	start := a.o.Now()
 	res := w.Watch(ctx, plan, committed.Commit, func(line string) {
-		a.update(ctx, log, p.ref, resultMessage(plan, p.userID, ":hourglass_flowing_sand:", note, committed.Text+"\n"+line, a.o.MaxDiffLines))
+		a.update(ctx, log, ref, render(":hourglass_flowing_sand:", committed.Text+"\n"+line))
 	})
 	icon := ":warning:"
 	switch res.Outcome {
@@ -658,7 +718,7 @@ func (a *Adapter) watch(ctx context.Context, log *slog.Logger, p *pending, plan 
 		icon = ":rotating_light:"
 	}
 	a.o.Metrics.Watched(string(res.Outcome), a.o.Now().Sub(start))
-	a.update(ctx, log, p.ref, resultMessage(plan, p.userID, icon, note, committed.Text+"\n"+res.Text, a.o.MaxDiffLines))
+	a.update(ctx, log, ref, render(icon, committed.Text+"\n"+res.Text))
 }
 
 // reply answers a message outside its request's message: only the sender
@@ -683,8 +743,9 @@ func (a *Adapter) reply(ctx context.Context, log *slog.Logger, in inbound, m mes
 // for a slash command.
 func (a *Adapter) post(ctx context.Context, in inbound, m message) (msgRef, error) {
 	opts := m.options()
+	thread := ""
 	if in.kind != "slash" {
-		thread := in.threadTS
+		thread = in.threadTS
 		if thread == "" {
 			thread = in.ts
 		}
@@ -694,7 +755,7 @@ func (a *Adapter) post(ctx context.Context, in inbound, m message) (msgRef, erro
 	if err != nil {
 		return msgRef{}, fmt.Errorf("chat.postMessage: %w", err)
 	}
-	return msgRef{channel: ch, ts: ts}, nil
+	return msgRef{channel: ch, ts: ts, thread: thread}, nil
 }
 
 // update rewrites a message shipbot posted.

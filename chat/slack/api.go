@@ -19,6 +19,9 @@ type API interface {
 	GetUserGroupsContext(ctx context.Context, options ...slackgo.GetUserGroupsOption) ([]slackgo.UserGroup, error)
 	GetUserGroupMembersContext(ctx context.Context, userGroup string, options ...slackgo.GetUserGroupMembersOption) ([]string, error)
 	GetConversationInfoContext(ctx context.Context, input *slackgo.GetConversationInfoInput) (*slackgo.Channel, error)
+	// GetPermalinkContext (chat.getPermalink, no scope needed) links the
+	// reviewers' channel to a request's thread.
+	GetPermalinkContext(ctx context.Context, params *slackgo.PermalinkParameters) (string, error)
 }
 
 var _ API = (*slackgo.Client)(nil)
@@ -160,4 +163,12 @@ func (l *limitedAPI) GetConversationInfoContext(ctx context.Context, input *slac
 		return e
 	})
 	return c, err
+}
+
+func (l *limitedAPI) GetPermalinkContext(ctx context.Context, params *slackgo.PermalinkParameters) (link string, err error) {
+	err = l.do(ctx, "chat.getPermalink", func() (e error) {
+		link, e = l.api.GetPermalinkContext(ctx, params)
+		return e
+	})
+	return link, err
 }

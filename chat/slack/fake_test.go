@@ -16,8 +16,8 @@ import (
 // fakeSlack is a Slack workspace for tests: slacktest's server (Socket Mode
 // websocket, apps.connections.open, auth.test) plus, through its Binder,
 // the methods shipbot needs with per-test state: chat.postMessage (unique
-// ts), chat.update, chat.postEphemeral, users.info with emails,
-// conversations.info, usergroups.list and usergroups.users.list.
+// ts), chat.update, chat.postEphemeral, chat.getPermalink, users.info with
+// emails, conversations.info, usergroups.list and usergroups.users.list.
 type fakeSlack struct {
 	t   *testing.T
 	srv *slacktest.Server
@@ -132,6 +132,7 @@ func (f *fakeSlack) bind(c slacktest.Customize) {
 	c.Handle("/conversations.info", f.wrap("conversations.info", f.conversationInfo))
 	c.Handle("/usergroups.list", f.wrap("usergroups.list", f.usergroupsList))
 	c.Handle("/usergroups.users.list", f.wrap("usergroups.users.list", f.usergroupUsers))
+	c.Handle("/chat.getPermalink", f.wrap("chat.getPermalink", f.permalink))
 }
 
 // wrap counts calls and answers 429 while the method is rate limited.
@@ -194,6 +195,20 @@ func (f *fakeSlack) update(w http.ResponseWriter, r *http.Request) {
 			m.Text, m.Blocks = r.Form.Get("text"), r.Form.Get("blocks")
 			m.History = append(m.History, m.Blocks)
 			reply(w, map[string]any{"ok": true, "channel": ch, "ts": ts, "text": m.Text})
+			return
+		}
+	}
+	fail(w, "message_not_found")
+}
+
+// permalink answers chat.getPermalink for a message that exists.
+func (f *fakeSlack) permalink(w http.ResponseWriter, r *http.Request) {
+	ch, ts := r.Form.Get("channel"), r.Form.Get("message_ts")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.msgs {
+		if m.Channel == ch && m.TS == ts {
+			reply(w, map[string]any{"ok": true, "channel": ch, "permalink": "https://acme.slack.com/archives/" + ch + "/p" + strings.Replace(ts, ".", "", 1)})
 			return
 		}
 	}

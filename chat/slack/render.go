@@ -2,6 +2,7 @@ package slack
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"unicode/utf8"
 
@@ -23,6 +24,14 @@ const (
 	actionConfirm = "shipbot_confirm"
 	actionCancel  = "shipbot_cancel"
 	blockActions  = "shipbot_answer"
+
+	// A proposal's buttons: anyone may press them, the core decides.
+	actionApprove = "shipbot_approve"
+	actionReject  = "shipbot_reject"
+	blockReview   = "shipbot_review"
+
+	// maxNames bounds the approvers a proposal's status lists.
+	maxNames = 10
 )
 
 // escaper turns text into Slack mrkdwn that shows exactly that text: no
@@ -212,7 +221,14 @@ func describe(req gitops.Request) string {
 // planBlocks are the parts of a plan message that stay through its life:
 // summary, who and why, the diff.
 func planBlocks(p *gitops.Plan, userID string, maxDiff int) []slackgo.Block {
-	head := fmt.Sprintf("*`[%s]` %s*\nrequested by <@%s>", p.Request.ID, escape(p.Summary), userID)
+	return planBlocksBy(p, "<@"+userID+">", maxDiff)
+}
+
+// planBlocksBy is planBlocks with the requester as mrkdwn that is safe
+// already: a mention, or an escaped policy subject when the Slack user is
+// not known (a proposal shown again after a restart).
+func planBlocksBy(p *gitops.Plan, who string, maxDiff int) []slackgo.Block {
+	head := fmt.Sprintf("*`[%s]` %s*\nrequested by %s", escape(p.Request.ID), escape(p.Summary), who)
 	if why := p.Justification.Text; why != "" {
 		head += "\nwhy: " + escape(why)
 	}
@@ -255,4 +271,158 @@ func resultMessage(p *gitops.Plan, userID, icon, note, result string, maxDiff in
 		blocks = append(blocks, section(s))
 	}
 	return message{text: fallback(firstLine(result)), blocks: blocks}
+}
+
+// safeLink is a mrkdwn link to raw labelled label, or "" when raw is not a
+// plain http(s) URL: a forge's or Slack's URL is shown, never trusted to
+// carry mrkdwn of its own.
+func safeLink(raw, label string) string {
+	if raw == "" || len(raw) > 2000 || strings.ContainsAny(raw, "|<> \t\r\n") {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return ""
+	}
+	return "<" + escape(raw) + "|" + escape(label) + ">"
+}
+
+// names lists escaped names, at most maxNames of them.
+func names(list []string) string {
+	out := make([]string, 0, min(len(list), maxNames)+1)
+	for i, n := range list {
+		if i == maxNames {
+			out = append(out, fmt.Sprintf("and %d more", len(list)-maxNames))
+			break
+		}
+		out = append(out, escape(cutLine(gitops.OneLine(n), 80)))
+	}
+	return strings.Join(out, ", ")
+}
+
+// proposalStatus is a proposal's state in mrkdwn: where to review it,
+// approvals so far, how many are missing, who may still approve.
+func proposalStatus(v *gitops.ProposalView, command string) string {
+	var lines []string
+	if l := proposalLink(v); l != "" {
+		lines = append(lines, l)
+	}
+	approved := fmt.Sprintf("approvals: %d of %d from %s", len(v.Approvals), v.Needed, approversFrom(v))
+	if len(v.Approvals) > 0 {
+		var who []string
+		for _, ap := range v.Approvals {
+			w := ap.User
+			if len(ap.Where) > 0 {
+				w += " (" + strings.Join(ap.Where, ", ") + ")"
+			}
+			who = append(who, w)
+		}
+		approved += ": " + names(who)
+	}
+	lines = append(lines, approved)
+	if m := v.Missing(); m > 0 {
+		missing := fmt.Sprintf("*%d missing*", m)
+		if len(v.Approvers) > 0 {
+			missing += "; may approve: " + names(v.Approvers)
+		}
+		lines = append(lines, missing+fmt.Sprintf(" (the requester doesn't count; `%s approve %s`)", escape(command), escape(v.RequestID)))
+	}
+	if v.Blocked != "" {
+		lines = append(lines, "blocked: "+escape(cutLine(gitops.OneLine(v.Blocked), 300)))
+	}
+	return cutLine(strings.Join(lines, "\n"), maxSectionBytes)
+}
+
+// proposalLink is where a proposal is reviewed, in mrkdwn ("" = nowhere
+// to show).
+func proposalLink(v *gitops.ProposalView) string {
+	if link := safeLink(v.URL, "the pull request"); link != "" {
+		return "review: " + link
+	}
+	if v.Via != "" {
+		return "proposal: `" + escape(cutLine(gitops.OneLine(v.Via), 200)) + "`"
+	}
+	return ""
+}
+
+// approversFrom says whose approvals count, in mrkdwn.
+func approversFrom(v *gitops.ProposalView) string {
+	if v.Group != "" && v.Group != "*" {
+		return "group " + escape(cutLine(gitops.OneLine(v.Group), 80))
+	}
+	return "anyone the policy lets approve"
+}
+
+// reviewMessage is a request's message while its change is under review
+// and after: the request (head), the proposal's status (mrkdwn, may be
+// ""), and the latest news as plain text with an icon.
+func reviewMessage(head []slackgo.Block, status, icon, result string) message {
+	blocks := append([]slackgo.Block(nil), head...)
+	if status != "" {
+		blocks = append(blocks, contextBlock(status))
+	}
+	secs := textSections(result)
+	if len(secs) > 0 {
+		secs[0] = icon + " " + secs[0]
+	}
+	for _, s := range secs {
+		blocks = append(blocks, section(s))
+	}
+	return message{text: fallback(firstLine(result)), blocks: blocks}
+}
+
+// reviewRequestMessage asks for approvals: the proposal, its status and
+// the Approve and Reject buttons (value: the request id). where (mrkdwn,
+// may be "") links the request's thread from the reviewers' channel.
+func reviewRequestMessage(v *gitops.ProposalView, summary, who, where, command string) message {
+	id := escape(v.RequestID)
+	head := fmt.Sprintf(":mag: *Review requested:* `[%s]` %s\nrequested by %s", id, escape(summary), who)
+	if where != "" {
+		head += "\n" + where
+	}
+	approve := slackgo.NewButtonBlockElement(actionApprove, v.RequestID, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Approve", false, false))
+	approve.Style = slackgo.StylePrimary
+	reject := slackgo.NewButtonBlockElement(actionReject, v.RequestID, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Reject", false, false))
+	reject.Style = slackgo.StyleDanger
+	// What stays true while the buttons are shown; the approvals so far
+	// are in the request's message.
+	needs := fmt.Sprintf("needs %d approval(s) from %s", v.Needed, approversFrom(v))
+	if len(v.Approvers) > 0 {
+		needs += "; may approve: " + names(v.Approvers)
+	}
+	if l := proposalLink(v); l != "" {
+		needs = l + "\n" + needs
+	}
+	note := fmt.Sprintf("The policy decides whose approval counts; the requester's never does. To reject, say why: `%s reject %s --why REASON`.", escape(command), id)
+	return message{
+		text: fallback(fmt.Sprintf("[%s] %s: review requested", v.RequestID, summary)),
+		blocks: []slackgo.Block{
+			section(cutLine(head, maxSectionBytes)), contextBlock(cutLine(needs, maxSectionBytes)), contextBlock(note),
+			slackgo.NewActionBlock(blockReview, approve, reject),
+		},
+	}
+}
+
+// reviewClosedMessage replaces a review request once the proposal merged
+// or closed: no buttons left.
+func reviewClosedMessage(id, summary, icon, what string) message {
+	line := fmt.Sprintf("%s `[%s]` %s: %s; the review is closed.", icon, escape(id), escape(summary), escape(what))
+	return message{text: fallback(fmt.Sprintf("[%s] %s: %s", id, summary, what)), blocks: []slackgo.Block{section(cutLine(line, maxSectionBytes))}}
+}
+
+// outcomeIcon is the icon of a proposal's news.
+func outcomeIcon(o gitops.Outcome) string {
+	switch o {
+	case gitops.OutcomeCommitted, gitops.OutcomeHealthy:
+		return ":white_check_mark:"
+	case gitops.OutcomeProposed, gitops.OutcomeApproved:
+		return ":eyes:"
+	case gitops.OutcomeRejected, gitops.OutcomeCancelled:
+		return ":no_entry_sign:"
+	case gitops.OutcomeDenied:
+		return ":no_entry:"
+	case gitops.OutcomeFailed, gitops.OutcomeDegraded:
+		return ":x:"
+	}
+	return ":information_source:"
 }

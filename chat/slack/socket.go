@@ -18,6 +18,8 @@ func (a *Adapter) RunSocketMode(ctx context.Context, client *socketmode.Client) 
 	h.HandleSlashCommand(a.o.Command, a.socketSlash)
 	h.HandleInteractionBlockAction(actionConfirm, a.socketClick(actionConfirm))
 	h.HandleInteractionBlockAction(actionCancel, a.socketClick(actionCancel))
+	h.HandleInteractionBlockAction(actionApprove, a.socketClick(actionApprove))
+	h.HandleInteractionBlockAction(actionReject, a.socketClick(actionReject))
 	h.HandleEvents(slackevents.AppMention, a.socketEvent)
 	h.HandleEvents(slackevents.Message, a.socketEvent)
 	h.HandleDefault(func(evt *socketmode.Event, c *socketmode.Client) {
@@ -132,7 +134,9 @@ func clicks(cb slackgo.InteractionCallback) []click {
 	}
 	var out []click
 	for _, act := range cb.ActionCallback.BlockActions {
-		if act.ActionID != actionConfirm && act.ActionID != actionCancel {
+		switch act.ActionID {
+		case actionConfirm, actionCancel, actionApprove, actionReject:
+		default:
 			continue
 		}
 		actionTS := act.ActionTs
