@@ -71,6 +71,9 @@ func (f *Forge) checks(ctx context.Context, base, head string) (gitops.CheckStat
 func (f *Forge) requiredChecks(ctx context.Context, base string) ([]string, error) {
 	rsc, _, err := f.api.Repositories.GetRequiredStatusChecks(ctx, f.o.Owner, f.o.Repo, base)
 	if err != nil {
+		if errors.Is(err, gh.ErrBranchNotProtected) {
+			return nil, nil
+		}
 		if rl := f.translate(err); errors.Is(rl, gitops.ErrForgeRateLimited) {
 			return nil, rl
 		}

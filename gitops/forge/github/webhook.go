@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,7 +118,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var branches []string
 	for _, b := range branchesOf(parsed) {
-		if strings.HasPrefix(b, gitops.ProposalBranchPrefix) && !contains(branches, b) {
+		if strings.HasPrefix(b, gitops.ProposalBranchPrefix) && !slices.Contains(branches, b) {
 			branches = append(branches, b)
 		}
 	}
@@ -135,15 +136,6 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusAccepted)
 	io.WriteString(w, "accepted\n")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // branchesOf lists the head branches an event is about.
