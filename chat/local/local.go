@@ -280,6 +280,12 @@ func (c *Chat) line(ctx context.Context, line string) {
 	req.ID = gitops.NewRequestID("local", c.session, strconv.Itoa(c.seq), req.User, req.Channel, text)
 	resp := c.h.Handle(ctx, req)
 	c.say(resp.Text)
+	if resp.Outcome == gitops.OutcomeCommitted && resp.Plan != nil {
+		// The last approval merged a proposal: follow it like a confirmed change.
+		if w, ok := c.h.(watcher); ok && w.Watches() {
+			c.say(w.Watch(ctx, resp.Plan, resp.Commit, c.say).Text)
+		}
+	}
 	if resp.Outcome == gitops.OutcomeConfirm && resp.Plan != nil {
 		c.pending[c.o.User] = &pending{plan: resp.Plan, deadline: c.o.Now().Add(c.h.ConfirmTimeout())}
 	}

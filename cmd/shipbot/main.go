@@ -24,6 +24,8 @@ import (
 	"github.com/shipbot/shipbot/cmd/shipbot/internal/config"
 	"github.com/shipbot/shipbot/cmd/shipbot/internal/demo"
 	"github.com/shipbot/shipbot/gitops"
+	"github.com/shipbot/shipbot/gitops/forge/github"
+	"github.com/shipbot/shipbot/gitops/forge/gitonly"
 	"github.com/shipbot/shipbot/gitops/repo"
 	"github.com/shipbot/shipbot/gitops/sign"
 	"github.com/shipbot/shipbot/policy"
@@ -236,6 +238,17 @@ func NewMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 // authors (nil: the local one, user@identity.emailDomain). It is the one
 // place where shipbot is wired, for every front end.
 func NewMainWith(ctx context.Context, cfgPath string, log *slog.Logger, withSigner bool, dir gitops.Directory) (*Main, error) {
+	return newMain(ctx, cfgPath, log, withSigner, wiring{dir: dir})
+}
+
+// wiring is what a front end brings to the core.
+type wiring struct {
+	dir      gitops.Directory // nil: the local one
+	notifier gitops.Notifier  // nil: none
+}
+
+func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner bool, w wiring) (*Main, error) {
+	dir := w.dir
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return nil, err
@@ -298,9 +311,30 @@ func NewMainWith(ctx context.Context, cfgPath string, log *slog.Logger, withSign
 		watcher, live = w, w
 		watchTimeout = a.Timeout
 	}
-	r, err := repo.Open(ctx, repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir})
+	var gh *github.Forge
+	ropts := repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir}
+	if f := cfg.Forge; f != nil && f.GitHub != nil {
+		if gh, err = newGitHubForge(f.GitHub, log); err != nil {
+			return nil, fmt.Errorf("%s: forge.github: %w", cfgPath, err)
+		}
+		if strings.HasPrefix(cfg.RepoURL, "https://") {
+			ropts.Auth = gh.GitAuth() // push proposal branches with the forge's credentials
+		}
+	}
+	r, err := repo.Open(ctx, ropts)
 	if err != nil {
 		return nil, err
+	}
+	var forge gitops.Forge
+	var ttl time.Duration
+	if f := cfg.Forge; f != nil {
+		ttl = f.ProposalTTL
+		if gh != nil {
+			forge = gh
+		} else {
+			forge = gitonly.New(r)
+		}
+		log.Info("changes that need review become proposals", "forge", forge.Name(), "ttl", ttl)
 	}
 	svc, err := gitops.NewService(gitops.ServiceOptions{
 		Catalog:        cfg.Catalog,
@@ -312,6 +346,10 @@ func NewMainWith(ctx context.Context, cfgPath string, log *slog.Logger, withSign
 		Watcher:        watcher,
 		WatchTimeout:   watchTimeout,
 		Live:           live,
+		Forge:          forge,
+		Approvers:      approverPolicy(authz),
+		Notifier:       w.notifier,
+		ProposalTTL:    ttl,
 		Committer:      cfg.Committer,
 		Signer:         signerOrNil(signer),
 		FreezeWindows:  cfg.FreezeWindows,
@@ -324,6 +362,32 @@ func NewMainWith(ctx context.Context, cfgPath string, log *slog.Logger, withSign
 		return nil, err
 	}
 	return &Main{Config: cfg, Service: svc, repo: r}, nil
+}
+
+// approverPolicy is the enforcer as the approver policy. TODO(issue 11):
+// direct once policy.Enforcer implements it.
+func approverPolicy(e any) gitops.ApproverPolicy {
+	ap, _ := e.(gitops.ApproverPolicy)
+	return ap
+}
+
+// newGitHubForge reads the GitHub credentials and builds the forge.
+func newGitHubForge(g *config.GitHub, log *slog.Logger) (*github.Forge, error) {
+	o := github.Options{BaseURL: g.BaseURL, Owner: g.Owner, Repo: g.Repo, Logins: g.Logins, Teams: g.Teams, Labels: g.Labels, Logger: log}
+	if g.TokenFile != "" {
+		tok, err := os.ReadFile(g.TokenFile)
+		if err != nil {
+			return nil, err
+		}
+		o.Token = strings.TrimSpace(string(tok))
+	} else {
+		key, err := os.ReadFile(g.PrivateKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		o.App = &github.AppAuth{AppID: g.AppID, InstallationID: g.InstallationID, PrivateKeyPEM: key}
+	}
+	return github.New(o)
 }
 
 // signerOrNil keeps a nil sign.Signer a nil git.Signer (not a typed nil).

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,7 @@ import (
 	"github.com/shipbot/shipbot/chat/slack/slackmetrics"
 	"github.com/shipbot/shipbot/cmd/shipbot/internal/config"
 	"github.com/shipbot/shipbot/gitops"
+	"github.com/shipbot/shipbot/gitops/forge/github"
 )
 
 // runServe is `shipbot serve --config FILE`: shipbot in Slack, with
@@ -85,19 +88,24 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := newServeMain(ctx, *cfgPath, log, dir)
+	// The Slack adapter tells requesters about their proposals; it needs
+	// the core and the core needs it, so the core gets it through notify.
+	notify := &lateNotifier{}
+	m, err := newMain(ctx, *cfgPath, log, true, wiring{dir: dir, notifier: notify})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 
+	reviewChannel, _ := lookupSetting(cfg, envReviewChannel)
 	adapter, err := chatslack.New(chatslack.Options{
 		API: api, Core: m.Service, Directory: dir, Logger: log, Metrics: metrics,
-		Command: scfg.Command, BotUserID: auth.UserID,
+		Command: scfg.Command, BotUserID: auth.UserID, ReviewChannel: reviewChannel,
 	})
 	if err != nil {
 		return err
 	}
+	notify.set(adapter)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
@@ -111,6 +119,24 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if scfg.Mode == "http" {
 		mux.Handle("/slack/", adapter.HTTPHandler(scfg.SigningSecret))
+	}
+	if g := cfg.Forge; g != nil && g.GitHub != nil && g.GitHub.WebhookSecretFile != "" {
+		secret, err := os.ReadFile(g.GitHub.WebhookSecretFile)
+		if err != nil {
+			return fmt.Errorf("forge.github.webhookSecretFile: %w", err)
+		}
+		hook, err := github.NewWebhookHandler(github.WebhookOptions{
+			Secret: bytes.TrimSpace(secret), Logger: log,
+			OnProposal: func(ctx context.Context, branch string) {
+				if err := m.Service.ReconcileBranch(ctx, branch); err != nil {
+					log.Warn("reconcile after a GitHub webhook", "branch", branch, "err", err)
+				}
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("forge.github webhooks: %w", err)
+		}
+		mux.Handle("POST /webhooks/github", hook)
 	}
 	ln, err := net.Listen("tcp", scfg.Listen)
 	if err != nil {
@@ -134,6 +160,9 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
+	if f := cfg.Forge; f != nil {
+		go reconcileLoop(runCtx, m.Service, f.ReconcileInterval, log)
+	}
 	socketDone := make(chan struct{})
 	if scfg.Mode == "socket" {
 		sm := socketmode.New(client, socketmode.OptionLog(slog.NewLogLogger(log.Handler(), slog.LevelInfo)))
@@ -172,7 +201,47 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return runErr
 }
 
-// newServeMain wires shipbot with the Slack directory for commit authors.
-func newServeMain(ctx context.Context, cfgPath string, log *slog.Logger, dir gitops.Directory) (*Main, error) {
-	return NewMainWith(ctx, cfgPath, log, true, dir)
+// envReviewChannel names the Slack channel (id) where Approve/Reject
+// buttons of every proposal are posted too (slack.reviewChannel).
+const envReviewChannel = "SHIPBOT_SLACK_REVIEW_CHANNEL"
+
+// lookupSetting reads a serve setting: the environment first, then the
+// config file's slack: section.
+func lookupSetting(cfg *config.Config, key string) (string, bool) {
+	if v, ok := os.LookupEnv(key); ok {
+		return v, true
+	}
+	v, ok := cfg.Slack[key]
+	return v, ok
+}
+
+// reconcileLoop re-reads every open proposal periodically, so that a lost
+// webhook never strands one.
+func reconcileLoop(ctx context.Context, svc *gitops.Service, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := svc.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("reconcile proposals", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// lateNotifier forwards proposal updates to a notifier set after the core
+// was built.
+type lateNotifier struct {
+	n atomic.Pointer[gitops.Notifier]
+}
+
+func (l *lateNotifier) set(n gitops.Notifier) { l.n.Store(&n) }
+
+func (l *lateNotifier) ProposalUpdated(ctx context.Context, u gitops.ProposalUpdate) {
+	if n := l.n.Load(); n != nil {
+		(*n).ProposalUpdated(ctx, u)
+	}
 }

@@ -27,6 +27,7 @@ import (
 type Forge struct {
 	o      Options
 	api    *gh.Client
+	token  func(context.Context) (string, error) // what git over HTTPS authenticates with
 	logins map[string]string // lower-case GitHub login -> chat user
 	log    *slog.Logger
 }
@@ -59,7 +60,8 @@ func New(o Options) (*Forge, error) {
 	var err error
 	if o.App == nil {
 		tok := o.Token
-		f.api, err = client(func(context.Context) (string, error) { return tok, nil }, nil)
+		f.token = func(context.Context) (string, error) { return tok, nil }
+		f.api, err = client(f.token, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -76,6 +78,7 @@ func New(o Options) (*Forge, error) {
 	if f.api, err = client(tokens.Token, tokens.Reject); err != nil {
 		return nil, err
 	}
+	f.token = tokens.Token
 	return f, nil
 }
 

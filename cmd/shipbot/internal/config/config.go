@@ -73,6 +73,9 @@ type File struct {
 		// Absent: every user group, as slack:HANDLE; {}: groups off.
 		UserGroups map[string]string `yaml:"userGroups"`
 		CacheTTL   string            `yaml:"cacheTTL"`
+		// ReviewChannel is the channel id where every proposal's Approve
+		// and Reject buttons are posted too.
+		ReviewChannel string `yaml:"reviewChannel"`
 	} `yaml:"slack"`
 	// Argo: the Argo CD that syncs the environment repo; absent: shipbot
 	// reports the commit only.
@@ -469,6 +472,9 @@ func (v *validator) check(file string, f *File) *Config {
 		if val != "" {
 			cfg.Slack[k] = val
 		}
+	}
+	if sl.ReviewChannel != "" {
+		cfg.Slack["SHIPBOT_SLACK_REVIEW_CHANNEL"] = sl.ReviewChannel
 	}
 	if sl.CacheTTL != "" {
 		cfg.Slack["SHIPBOT_SLACK_CACHE_TTL"] = sl.CacheTTL
