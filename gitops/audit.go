@@ -156,6 +156,10 @@ func (s *Service) record(t Target, d Deploy, sig, key string) AuditRecord {
 	if len(d.Object.ParentHashes) > 1 {
 		r.Via = "merge"
 	}
+	if v := tr[TrailerProposal]; v != "" {
+		// Reviewed: the pull request's URL, or git:shipbot/<request-id>.
+		r.Via = v
+	}
 	viaShipbot := r.RequestID != "" && d.Object.Committer.Email == s.o.Committer.Email
 	if !viaShipbot {
 		r.Flags = append(r.Flags, FlagNotViaShipbot)

@@ -155,3 +155,58 @@ func TestAgo(t *testing.T) {
 		}
 	}
 }
+
+func TestProposalReplies(t *testing.T) {
+	open := Proposal{
+		RequestID: "shp-abcde23456", Headline: "bob approved", Summary: "promote checkout from staging to prod: 1.4.2 -> 1.5.0",
+		Requester: "alice", Via: "git:shipbot/shp-abcde23456", Needed: 2, Group: "sre",
+		Approvals: []string{"bob (chat #ops)"}, Missing: 1, Approvers: []string{"carol", "dave"},
+		Notes: []string{"@stranger reviewed on github but has no chat identity in shipbot's mapping, so it doesn't count"},
+		Expires: now.Add(7 * 24 * time.Hour),
+	}
+	got, err := ProposalReply(open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_proposal", got)
+
+	gh := open
+	gh.Headline, gh.URL, gh.Via, gh.Approvals, gh.Missing = "", "https://github.com/acme/env/pull/7", "https://github.com/acme/env/pull/7", nil, 2
+	gh.Blocked, gh.Notes, gh.Approvers = "failing check: ci/validate", nil, nil
+	list, err := ProposalsReply(Proposals{Filter: "checkout in prod", Items: []Proposal{open, gh}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_proposals", list)
+	none, err := ProposalsReply(Proposals{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_proposals_empty", none)
+
+	review, err := PlanReply(Plan{RequestID: "shp-abcde23456", Summary: open.Summary, Diff: "-a\n+b\n", Why: "CHG-42", Timeout: 2 * time.Minute,
+		Review: "2 approvals from sre (the requester does not count); who may approve: bob, carol, dave"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_plan_review", review)
+}
+
+// The pull request body keeps hostile text in its place: a justification
+// can't break the table, a diff containing ``` can't end its code block.
+func TestPullRequestBody(t *testing.T) {
+	got, err := PullRequestBody(PullRequest{
+		RequestID: "shp-abcde23456", Summary: "promote checkout from staging to prod: 1.4.2 -> 1.5.0",
+		Diff:      "--- a/k.yaml\n+++ b/k.yaml\n@@ -1,2 +1,2 @@\n # note: ``` fenced\n-    newTag: 1.4.2\n+    newTag: 1.5.0\n",
+		Requester: "alice <alice@shop.example.com>", Channel: "#releases", Justification: "CHG-42 | <script>",
+		Checked: "jira Approved 2026-11-21T09:14:03Z", Rule: "p, team-checkout, prod, checkout, promote, *",
+		Needed: 2, Group: "sre", Approvers: []string{"bob", "carol", "dave"}, Expires: now.Add(7 * 24 * time.Hour),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "pr_body", got)
+	if !strings.Contains(got, "````diff\n") || !strings.Contains(got, "CHG-42 \\| <script>") {
+		t.Errorf("hostile text not contained:\n%s", got)
+	}
+}
