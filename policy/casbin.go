@@ -35,7 +35,7 @@ var DefaultModel string
 
 // actionApprove is the policy action of approving a change under review.
 // TODO: use gitops.ActionApprove once the core declares it.
-const actionApprove gitops.Action = "approve"
+const actionApprove = gitops.ActionApprove
 
 // policyActions are the actions a policy rule can grant. ActionHelp is not
 // among them: it is always allowed.

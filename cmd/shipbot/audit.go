@@ -90,6 +90,9 @@ func writeAudit(w io.Writer, format string, records []gitops.AuditRecord) error 
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
+		// "bob <bob@x>" as written, not "bob \u003cbob@x\u003e": this is
+		// read by people and by tools, never embedded in HTML.
+		enc.SetEscapeHTML(false)
 		return enc.Encode(records)
 	case "csv":
 		cw := csv.NewWriter(w)

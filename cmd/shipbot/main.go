@@ -347,7 +347,7 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		WatchTimeout:   watchTimeout,
 		Live:           live,
 		Forge:          forge,
-		Approvers:      approverPolicy(authz),
+		Approvers:      authz,
 		Notifier:       w.notifier,
 		ProposalTTL:    ttl,
 		Committer:      cfg.Committer,
@@ -362,13 +362,6 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		return nil, err
 	}
 	return &Main{Config: cfg, Service: svc, repo: r}, nil
-}
-
-// approverPolicy is the enforcer as the approver policy. TODO(issue 11):
-// direct once policy.Enforcer implements it.
-func approverPolicy(e any) gitops.ApproverPolicy {
-	ap, _ := e.(gitops.ApproverPolicy)
-	return ap
 }
 
 // newGitHubForge reads the GitHub credentials and builds the forge.

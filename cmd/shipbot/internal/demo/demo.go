@@ -128,6 +128,9 @@ policy:
 chat:
   confirmTimeout: 2m
   channel: "#ops"
+forge:
+  type: git               # changes that need review become proposal branches in env.git;
+                          # approvals are given in chat and recorded in the repo (github: pull requests)
 
 environments:             # in promotion order
   - name: dev

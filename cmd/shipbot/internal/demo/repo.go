@@ -212,6 +212,8 @@ func history() []event {
 	deploy(15, 0, "carol", "payments", "2.7.0", "dev", "staging")
 	deploy(20, 0, "bob", "checkout", "1.4.2", "dev", "staging", "prod")
 	deploy(25, 0, "carol", "search", "1.0.1", "dev", "staging")
+	// checkout 1.5.0 waits in staging: promoting it to prod needs review.
+	deploy(27, 0, "alice", "checkout", "1.5.0", "dev", "staging")
 	return ev
 }
 
