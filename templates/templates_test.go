@@ -161,7 +161,7 @@ func TestProposalReplies(t *testing.T) {
 		RequestID: "shp-abcde23456", Headline: "bob approved", Summary: "promote checkout from staging to prod: 1.4.2 -> 1.5.0",
 		Requester: "alice", Via: "git:shipbot/shp-abcde23456", Needed: 2, Group: "sre",
 		Approvals: []string{"bob (chat #ops)"}, Missing: 1, Approvers: []string{"carol", "dave"},
-		Notes: []string{"@stranger reviewed on github but has no chat identity in shipbot's mapping, so it doesn't count"},
+		Notes:   []string{"@stranger reviewed on github but has no chat identity in shipbot's mapping, so it doesn't count"},
 		Expires: now.Add(7 * 24 * time.Hour),
 	}
 	got, err := ProposalReply(open)

@@ -28,7 +28,7 @@ type Forge struct {
 	o      Options
 	api    *gh.Client
 	token  func(context.Context) (string, error) // what git over HTTPS authenticates with
-	logins map[string]string // lower-case GitHub login -> chat user
+	logins map[string]string                     // lower-case GitHub login -> chat user
 	log    *slog.Logger
 }
 
