@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/shipbot/shipbot/gitops"
 )
@@ -63,4 +64,58 @@ func (e *Enforcer) Approvers(ctx context.Context, env, app string, r gitops.Revi
 		}
 	}
 	return out, nil
+}
+
+// ReviewProblems checks every review line against the apps and
+// environments shipbot manages (apps: app -> its environments): a line
+// that applies somewhere with fewer possible approvers than approvals can
+// never be satisfied (errs); one with exactly as many leaves a requester
+// who is one of them short (warnings).
+func (e *Enforcer) ReviewProblems(ctx context.Context, apps map[string][]string) (errs, warnings []string, err error) {
+	st := e.cur.Load()
+	names := make([]string, 0, len(apps))
+	for a := range apps {
+		names = append(names, a)
+	}
+	sort.Strings(names)
+	for _, r := range st.pol.reviews {
+		if r.approvals <= 0 {
+			continue
+		}
+		review := gitops.Review{Approvals: r.approvals, Group: r.group}
+		for _, app := range names {
+			if !appMatch(app, r.app) {
+				continue
+			}
+			for _, env := range apps[app] {
+				if !globMatch(env, r.env) {
+					continue
+				}
+				who, err := e.Approvers(ctx, env, app, review, "")
+				if err != nil {
+					return nil, nil, err
+				}
+				where := fmt.Sprintf("%s: %s: for %s in %s", r.src.Pos(), displayRule(r.src.Text), app, env)
+				switch {
+				case len(who) < r.approvals:
+					errs = append(errs, fmt.Sprintf("%s it needs %d approval%s from %s but only %d user%s may approve (%s): such a change can never merge; add approvers (p lines with approve, g lines into %s) or lower the count",
+						where, r.approvals, plural(r.approvals), reviewGroup(r.group), len(who), plural(len(who)), strings.Join(who, ", "), reviewGroup(r.group)))
+				case len(who) == r.approvals:
+					warnings = append(warnings, fmt.Sprintf("%s exactly %d user%s may approve (%s): when one of them asks, the change can never merge",
+						where, len(who), plural(len(who)), strings.Join(who, ", ")))
+				}
+			}
+		}
+	}
+	return errs, warnings, nil
+}
+
+// HasReviews reports whether any review line asks for approvals.
+func (e *Enforcer) HasReviews() bool {
+	for _, r := range e.cur.Load().pol.reviews {
+		if r.approvals > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -80,12 +80,12 @@ func TestAuthorizeExamplePolicy(t *testing.T) {
 			allowed: true, rule: "p, team-checkout, dev, checkout, promote, *",
 		},
 		{
-			name: "alice promote checkout into prod denied",
-			q:    query("alice", "#ops", "promote", "checkout", "prod"),
+			name: "alice promote payments into prod denied",
+			q:    query("alice", "#ops", "promote", "payments", "prod"),
 			reasonHas: []string{
-				"no policy rule lets alice promote checkout in prod (from channel #ops)",
+				"no policy rule lets alice promote payments in prod (from channel #ops)",
 				"alice is in group team-checkout in prod, and no rule of that group covers this either",
-				"an admin can add: p, alice, prod, checkout, promote, *",
+				"an admin can add: p, alice, prod, payments, promote, *",
 			},
 		},
 		{
@@ -226,9 +226,9 @@ func TestAuthorizeDefaultModelSameAsExample(t *testing.T) {
 	if err != nil || !d.Allowed {
 		t.Fatalf("alice rollback checkout prod with the embedded model: %+v, %v", d, err)
 	}
-	d, err = e.Authorize(context.Background(), query("alice", "#ops", "promote", "checkout", "prod"))
+	d, err = e.Authorize(context.Background(), query("alice", "#ops", "promote", "payments", "prod"))
 	if err != nil || d.Allowed {
-		t.Fatalf("alice promote checkout prod with the embedded model: %+v, %v", d, err)
+		t.Fatalf("alice promote payments prod with the embedded model: %+v, %v", d, err)
 	}
 }
 
@@ -432,7 +432,7 @@ func TestAuthorizeConcurrent(t *testing.T) {
 		allowed bool
 	}{
 		{query("alice", "#ops", "rollback", "checkout", "prod"), true},
-		{query("alice", "#ops", "promote", "checkout", "prod"), false},
+		{query("alice", "#ops", "promote", "payments", "prod"), false},
 		{query("alice", "#ops", "promote", "checkout", "staging"), true},
 		{query("bob", "#ops", "promote", "payments", "prod"), true},
 		{query("mallory", "#ops", "status", "checkout", "prod"), false},

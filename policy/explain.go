@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,6 +37,9 @@ type Explanation struct {
 	// Evaluated is false when the request never reached the rules (help, no
 	// user, unknown action, no app or environment).
 	Evaluated bool
+	// Approvers, for an allowed request that needs review, are the users
+	// who may approve it (the requester not among them).
+	Approvers []string
 }
 
 // RuleMatch is one policy line that matched.
@@ -58,7 +62,15 @@ type Membership struct {
 // decision: the matching allow and deny lines, the group memberships, the
 // review and justify lines, or the line that is missing.
 func (e *Enforcer) Explain(q gitops.AuthzQuery) Explanation {
-	return e.cur.Load().explain(q)
+	x := e.cur.Load().explain(q)
+	if r := x.Decision.Review; x.Decision.Allowed && r.Approvals > 0 {
+		who, err := e.Approvers(context.Background(), q.Env, q.App, r, q.Subject.User)
+		if err != nil && x.Err == nil {
+			x.Err = err
+		}
+		x.Approvers = who
+	}
+	return x
 }
 
 func (st *enforcerState) explain(q gitops.AuthzQuery) Explanation {
@@ -210,6 +222,8 @@ func (x Explanation) String() string {
 	switch {
 	case d.Allowed && d.BreakGlass:
 		row("decision", "allowed, BREAK-GLASS")
+	case d.Allowed && d.Review.Approvals > 0:
+		row("decision", "allowed after %d approval%s from %s (the requester does not count)", d.Review.Approvals, plural(d.Review.Approvals), reviewGroup(d.Review.Group))
 	case d.Allowed:
 		row("decision", "allowed")
 	default:
@@ -278,6 +292,17 @@ func (x Explanation) String() string {
 	for _, m := range x.Review[min(1, len(x.Review)):] {
 		row("", "shadowed: %s", m)
 	}
+	if r := d.Review; r.Approvals > 0 {
+		if len(x.Approvers) > 0 {
+			row("approvers", "%s", strings.Join(x.Approvers, ", "))
+		} else {
+			row("approvers", "nobody")
+		}
+		if len(x.Approvers) < r.Approvals {
+			row("WARNING", "this change can never merge: it needs %d approval%s from %s besides %s, and only %d user%s may give one; add approvers to the policy or lower the count",
+				r.Approvals, plural(r.Approvals), reviewGroup(r.Group), display(q.Subject.User), len(x.Approvers), plural(len(x.Approvers)))
+		}
+	}
 	switch j := d.Justification; {
 	case !j.Required && len(x.Justify) == 0:
 		row("justify", "not required")
@@ -292,6 +317,20 @@ func (x Explanation) String() string {
 		row("", "shadowed: %s", m)
 	}
 	return b.String()
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func reviewGroup(g string) string {
+	if g == "" || g == "*" {
+		return "anyone the policy lets approve"
+	}
+	return display(g)
 }
 
 // String is "file:line: rule".

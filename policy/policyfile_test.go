@@ -52,7 +52,7 @@ func TestV1ModelKeepsWorking(t *testing.T) {
 		allowed bool
 	}{
 		{[]string{"alice", "#ops", "rollback", "checkout", "prod"}, true},
-		{[]string{"alice", "#ops", "promote", "checkout", "prod"}, false},
+		{[]string{"alice", "#ops", "promote", "payments", "prod"}, false},
 		{[]string{"alice", "#ops", "promote", "checkout", "staging"}, true},
 		{[]string{"bob", "#ops", "promote", "payments", "prod"}, true},
 		{[]string{"mallory", "#ops", "status", "checkout", "prod"}, false},

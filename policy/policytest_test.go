@@ -54,7 +54,7 @@ func writeTests(t *testing.T, text string) string {
 func TestRunTestsReportsMismatchesWithLine(t *testing.T) {
 	file := writeTests(t, `cases:
   - {user: alice, channel: "#ops", action: rollback, app: checkout, env: prod, allow: true}
-  - {user: alice, channel: "#ops", action: promote, app: checkout, env: prod, allow: true}
+  - {user: alice, channel: "#ops", action: promote, app: payments, env: prod, allow: true}
   - name: bob needs no review in prod
     user: bob
     action: promote
@@ -83,7 +83,7 @@ func TestRunTestsReportsMismatchesWithLine(t *testing.T) {
 		line     string
 		problems []string
 	}{
-		{":3", []string{"denied, want allowed (reason: no policy rule lets alice promote checkout in prod"}},
+		{":3", []string{"denied, want allowed (reason: no policy rule lets alice promote payments in prod"}},
 		{":4", []string{
 			`decided by "p, sre, *, *, *, *", want "p, sre, *, *, promote, *"`,
 			`reason "bob is in sre in prod" does not contain "bob is root"`,
@@ -117,7 +117,7 @@ func TestRunTestsReportsMismatchesWithLine(t *testing.T) {
 	}
 	out := r.String()
 	for _, s := range []string{
-		"FAIL " + file + ":3: alice promote checkout in prod from #ops\n     denied, want allowed",
+		"FAIL " + file + ":3: alice promote payments in prod from #ops\n     denied, want allowed",
 		"FAIL " + file + ":4: bob needs no review in prod\n",
 		"       | decision:  DENIED\n",
 		"FAIL " + file + ": 7 cases, 1 passed, 6 failed\n",

@@ -187,11 +187,32 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if _, err := policy.NewEnforcer(cfg.PolicyModel, cfg.PolicyFile); err != nil {
+	authz, err := policy.NewEnforcer(cfg.PolicyModel, cfg.PolicyFile)
+	if err != nil {
 		return err
 	}
 	if _, err := loadSigner(cfg.Signing); err != nil {
 		return err
+	}
+	// Review lines whose approvers can't exist.
+	apps := map[string][]string{}
+	for app, envs := range cfg.Catalog.Apps {
+		for env := range envs {
+			apps[app] = append(apps[app], env)
+		}
+	}
+	errs, warnings, err := authz.ReviewProblems(ctx, apps)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s: %d review line problem(s):\n  - %s", cfg.PolicyFile, len(errs), strings.Join(errs, "\n  - "))
+	}
+	if cfg.Forge == nil && authz.HasReviews() {
+		fmt.Fprintf(stdout, "warning: the policy has review lines but %s has no forge: section, so changes they match are refused\n", *cfgPath)
 	}
 	fmt.Fprintf(stdout, "%s is valid: %d environments, %d apps\n", *cfgPath, len(cfg.Catalog.Envs), len(cfg.Catalog.Apps))
 	return nil
