@@ -131,9 +131,14 @@ func (p *proposal) via() string {
 // record chain is written by shipbot only, but the remote is not trusted.
 const maxRecords = 1000
 
+// trustRecord refuses a record commit shipbot did not write: anyone who can
+// push to the repo could otherwise forge an approval, or a whole proposal
+// that shipbot would then sign and merge.
+type trustRecord func(c *object.Commit) error
+
 // loadProposal reads a proposal's record chain from the local clone (as of
-// the last fetch).
-func loadProposal(r *repo.Repo, id string) (*proposal, bool, error) {
+// the last fetch); every record must pass trust.
+func loadProposal(r *repo.Repo, id string, trust trustRecord) (*proposal, bool, error) {
 	tip, ok := r.Ref(recordRef(id))
 	if !ok {
 		return nil, false, nil
@@ -147,6 +152,9 @@ func loadProposal(r *repo.Repo, id string) (*proposal, bool, error) {
 		c, err := r.CommitObject(h)
 		if err != nil {
 			return nil, false, fmt.Errorf("proposal %s: %w", id, err)
+		}
+		if err := trust(c); err != nil {
+			return nil, false, fmt.Errorf("proposal %s: record %s: %w", id, c.Hash, err)
 		}
 		rec, err := readRecord(c)
 		if err != nil {
@@ -212,8 +220,10 @@ func readRecord(c *object.Commit) (record, error) {
 	return rec, nil
 }
 
-// openProposals reads every open proposal of the local clone.
-func openProposals(r *repo.Repo) ([]*proposal, error) {
+// openProposals reads every open proposal of the local clone. A proposal
+// whose records can't be read or trusted is skipped and reported through
+// bad (one forged ref must not hide the others).
+func openProposals(r *repo.Repo, trust trustRecord, bad func(id string, err error)) ([]*proposal, error) {
 	refs, err := r.Refs(repo.RecordRefs + "proposals/")
 	if err != nil {
 		return nil, err
@@ -224,11 +234,12 @@ func openProposals(r *repo.Repo) ([]*proposal, error) {
 		if !ValidRequestID(id) {
 			continue
 		}
-		p, ok, err := loadProposal(r, id)
-		if err != nil || !ok {
-			return nil, err
+		p, ok, err := loadProposal(r, id, trust)
+		if err != nil {
+			bad(id, err)
+			continue
 		}
-		if p.open() {
+		if ok && p.open() {
 			out = append(out, p)
 		}
 	}

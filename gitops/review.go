@@ -98,7 +98,7 @@ func (s *Service) propose(ctx context.Context, log *slog.Logger, p *Plan, d Deci
 		if err != nil {
 			return s.failed(log, req, err)
 		}
-		if prop, ok, err := loadProposal(s.o.Repo, req.ID); err != nil {
+		if prop, ok, err := loadProposal(s.o.Repo, req.ID, s.trustRecord); err != nil {
 			return s.failed(log, req, err)
 		} else if ok {
 			// A redelivered confirmation: the proposal exists.
@@ -139,6 +139,25 @@ func (s *Service) propose(ctx context.Context, log *slog.Logger, p *Plan, d Deci
 		}
 		return s.proposalResponse(ctx, log, prop, headline)
 	})
+}
+
+// trustRecord accepts only record commits shipbot wrote: committed by
+// shipbot and, when a RecordChecker is configured, with a good signature
+// from a trusted key.
+func (s *Service) trustRecord(c *object.Commit) error {
+	if c.Committer.Email != s.o.Committer.Email {
+		return fmt.Errorf("committed by %s, not by shipbot: not trusted", c.Committer.Email)
+	}
+	if s.o.RecordChecker != nil {
+		if st, _ := s.o.RecordChecker.CheckCommit(c); st != SignatureGood {
+			return fmt.Errorf("signature %s: not trusted", st)
+		}
+	}
+	return nil
+}
+
+func (s *Service) badProposal(id string, err error) {
+	s.o.Logger.Error("proposal ignored: its records can't be trusted or read", "proposal", id, "err", err)
 }
 
 // where names where a chat request came from, for records and trailers.
@@ -222,7 +241,7 @@ func (s *Service) appendRecord(ctx context.Context, prop *proposal, rec record, 
 // supersede closes the older open proposals for the same app and
 // environment: the newer request replaces them.
 func (s *Service) supersede(ctx context.Context, log *slog.Logger, newer *proposal) {
-	open, err := openProposals(s.o.Repo)
+	open, err := openProposals(s.o.Repo, s.trustRecord, s.badProposal)
 	if err != nil {
 		log.Warn("list proposals to supersede", "err", err)
 		return
@@ -299,7 +318,7 @@ func (s *Service) findProposal(ctx context.Context, req Request) (*proposal, err
 	if _, err := s.o.Repo.FetchAll(ctx); err != nil {
 		return nil, err
 	}
-	prop, ok, err := loadProposal(s.o.Repo, req.Proposal)
+	prop, ok, err := loadProposal(s.o.Repo, req.Proposal, s.trustRecord)
 	if err != nil {
 		return nil, err
 	}
@@ -623,7 +642,7 @@ func (s *Service) merge(ctx context.Context, log *slog.Logger, prop *proposal, v
 			tip, err = s.o.Repo.FetchAll(ctx)
 			if err == nil {
 				var ok bool
-				if prop, ok, err = loadProposal(s.o.Repo, prop.ID); err == nil && (!ok || !prop.open()) {
+				if prop, ok, err = loadProposal(s.o.Repo, prop.ID, s.trustRecord); err == nil && (!ok || !prop.open()) {
 					return s.rejected(log, req, Userf("proposal %s was closed or merged meanwhile", req.ID))
 				}
 			}
@@ -784,7 +803,7 @@ func (s *Service) proposals(ctx context.Context, log *slog.Logger, req Request) 
 	if _, err := s.o.Repo.FetchAll(ctx); err != nil {
 		return s.failed(log, req, err)
 	}
-	open, err := openProposals(s.o.Repo)
+	open, err := openProposals(s.o.Repo, s.trustRecord, s.badProposal)
 	if err != nil {
 		return s.failed(log, req, err)
 	}
@@ -842,7 +861,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 			errs = append(errs, err)
 			return Response{}
 		}
-		open, err := openProposals(s.o.Repo)
+		open, err := openProposals(s.o.Repo, s.trustRecord, s.badProposal)
 		if err != nil {
 			errs = append(errs, err)
 			return Response{}
@@ -871,7 +890,7 @@ func (s *Service) ReconcileBranch(ctx context.Context, branch string) error {
 		}
 		var prop *proposal
 		var found bool
-		if prop, found, err = loadProposal(s.o.Repo, id); err != nil || !found || !prop.open() {
+		if prop, found, err = loadProposal(s.o.Repo, id, s.trustRecord); err != nil || !found || !prop.open() {
 			return Response{}
 		}
 		err = s.reconcile(ctx, prop)

@@ -310,3 +310,38 @@ func TestNewerRequestSupersedesAndProposalsExpire(t *testing.T) {
 		t.Errorf("approve an expired proposal: %s", r.Text)
 	}
 }
+
+// Anyone who can push to the repo could forge a record: an approval, or a
+// whole proposal for shipbot to sign and merge. Records shipbot did not
+// commit are never acted on.
+func TestForgedApprovalRecordIsNotTrusted(t *testing.T) {
+	rf := newReviewFixture(t)
+	ctx := context.Background()
+	before := rf.head(t)
+	id := rf.open(t, "alice")
+	rf.svc.Handle(ctx, review(gitops.ActionApprove, "bob", id, ""))
+
+	// A forged "carol approved" record, a copy of bob's, on top of the chain.
+	ref := "refs/shipbot/proposals/" + id
+	work := rf.bare // as good as a push: objects and the ref, written on the remote
+	bobs := gittest.Git(t, work, "show", ref+":record.json")
+	forged := strings.NewReplacer(`"by": "bob"`, `"by": "carol"`, "bob <bob@example.com>", "carol <carol@example.com>").Replace(bobs)
+	blob := gittest.GitIn(t, work, forged+"\n", "hash-object", "-w", "--stdin")
+	tree := gittest.GitIn(t, work, "100644 blob "+blob+"\trecord.json\n", "mktree")
+	commit := gittest.Git(t, work, "commit-tree", tree, "-p", ref, "-m", "approved "+id+" by carol")
+	gittest.Git(t, work, "update-ref", ref, commit)
+
+	r := rf.svc.Handle(ctx, review(gitops.ActionApprove, "dave", id, ""))
+	if r.Outcome == gitops.OutcomeCommitted || rf.head(t) != before {
+		t.Fatalf("a forged approval merged the change: %s: %s", r.Outcome, r.Text)
+	}
+	if err := rf.svc.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rf.head(t) != before {
+		t.Fatal("reconcile merged on a forged approval")
+	}
+	if l := rf.svc.Handle(ctx, gitops.Request{ID: "shp-list", Action: gitops.ActionProposals, User: "carol"}); strings.Contains(l.Text, id) {
+		t.Errorf("a proposal with a forged record is listed:\n%s", l.Text)
+	}
+}

@@ -74,6 +74,11 @@ type ServiceOptions struct {
 	Notifier Notifier
 	// ProposalTTL is how long a proposal stays open (default 7 days).
 	ProposalTTL time.Duration
+	// RecordChecker verifies the signatures of proposal records: a record
+	// (an approval, a proposal) is acted on only when shipbot committed it
+	// and, with a checker, signed it with a trusted key. nil: only the
+	// committer is checked (signing off).
+	RecordChecker SignatureChecker
 }
 
 // Validate fills defaults and checks that the required parts are there.

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 
 	"errors"
@@ -348,6 +349,15 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 	}
 	var forge gitops.Forge
 	var ttl time.Duration
+	var records gitops.SignatureChecker
+	if f := cfg.Forge; f != nil && signer != nil {
+		// Proposals' records (approvals) are acted on only when shipbot
+		// signed them: the trusted keys must include shipbot's own.
+		if records, err = recordChecker(cfg.Signing, signer); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("%s: forge: %w", cfgPath, err)
+		}
+	}
 	if f := cfg.Forge; f != nil {
 		ttl = f.ProposalTTL
 		if gh != nil {
@@ -371,6 +381,7 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		Approvers:      authz,
 		Notifier:       w.notifier,
 		ProposalTTL:    ttl,
+		RecordChecker:  records,
 		Committer:      cfg.Committer,
 		Signer:         signerOrNil(signer),
 		FreezeWindows:  cfg.FreezeWindows,
@@ -383,6 +394,24 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		return nil, err
 	}
 	return &Main{Config: cfg, Service: svc, repo: r}, nil
+}
+
+// recordChecker verifies proposal records with the trusted keys, after
+// checking that they trust shipbot's own signature.
+func recordChecker(s config.Signing, signer sign.Signer) (gitops.SignatureChecker, error) {
+	v, err := sign.NewVerifier(s.TrustedOpenPGP, s.TrustedAllowedSigners)
+	if err != nil {
+		return nil, err
+	}
+	probe := []byte("tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor shipbot <probe> 0 +0000\ncommitter shipbot <probe> 0 +0000\n\nprobe\n")
+	sig, err := signer.Sign(bytes.NewReader(probe))
+	if err != nil {
+		return nil, err
+	}
+	if st, _ := v.Verify(probe, string(sig)); st != sign.StatusGood {
+		return nil, fmt.Errorf("approvals are recorded as commits signed by shipbot and verified with signing.trusted, but signing.trusted does not trust shipbot's key %s (signature %s): add its public key there", signer.Identity(), st)
+	}
+	return checker{v}, nil
 }
 
 // newGitHubForge reads the GitHub credentials and builds the forge.

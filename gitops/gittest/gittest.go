@@ -38,9 +38,22 @@ func Git(t testing.TB, dir string, args ...string) string {
 	return out
 }
 
+// GitIn is Git with stdin: e.g. hash-object --stdin, mktree.
+func GitIn(t testing.TB, dir, stdin string, args ...string) string {
+	t.Helper()
+	out, err := run(dir, stdin, args...)
+	if err != nil {
+		t.Fatalf("git %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
 // Run runs git in dir and returns its trimmed stdout, or an error carrying stderr.
-func Run(dir string, args ...string) (string, error) {
+func Run(dir string, args ...string) (string, error) { return run(dir, "", args...) }
+
+func run(dir, stdin string, args ...string) (string, error) {
 	cmd := exec.Command("git", args...)
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Dir = dir
 	cmd.Env = Env(os.TempDir())
 	var stdout, stderr bytes.Buffer
