@@ -10,7 +10,7 @@ RACE      ?= -race
 # make e2e, e2e-contract, demo-argocd: shipbot against a real local Argo CD (deploy/local).
 include deploy/local/e2e.mk
 
-.PHONY: all build test demo lint fmt vet fuzz bench clean
+.PHONY: all build test demo lint fmt vet fuzz bench bench-review clean
 
 all: lint test
 
@@ -46,6 +46,12 @@ BENCHTIME ?= 5x
 bench:
 	$(GO) test ./gitops/internal/bench/ -run '^$$' -bench Monorepo -benchtime $(BENCHTIME) -timeout 40m -bench.summary $(CURDIR)/bench-summary.txt
 	@echo; cat bench-summary.txt
+	$(MAKE) bench-review
+
+# The review flow against the GitHub double on 127.0.0.1 (issue 11): request
+# -> pull request opened, and last approval -> merged on main.
+bench-review:
+	$(GO) test ./gitops/forge/github/ -run '^$$' -bench 'Proposal|Approval' -benchtime $(BENCHTIME) -benchmem
 
 clean:
 	rm -rf bin $(DEMO_DIR) bench-summary.txt
