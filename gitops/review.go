@@ -262,6 +262,11 @@ func (s *Service) supersede(ctx context.Context, log *slog.Logger, newer *propos
 // branch in the same atomic push, closes it on the forge and tells its
 // thread.
 func (s *Service) closeProposal(ctx context.Context, log *slog.Logger, prop *proposal, event, reason string, by Request) error {
+	return s.closeProposalTelling(ctx, log, prop, event, reason, by, fmt.Sprintf("[%s] %s: %s. Nothing was merged.", prop.ID, closedWord(event), reason))
+}
+
+// closeProposalTelling is closeProposal with the text the thread is told.
+func (s *Service) closeProposalTelling(ctx context.Context, log *slog.Logger, prop *proposal, event, reason string, by Request, tell string) error {
 	rec := record{Event: event, At: s.o.Now().UTC(), Reason: OneLine(reason)}
 	if by.User != "" {
 		rec.By, rec.Where = by.User, where(by)
@@ -281,7 +286,7 @@ func (s *Service) closeProposal(ctx context.Context, log *slog.Logger, prop *pro
 		}
 	}
 	log.Info("proposal closed", "proposal", prop.ID, "event", event, "reason", reason)
-	s.notify(ctx, prop, by, fmt.Sprintf("[%s] %s: %s. Nothing was merged.", prop.ID, closedWord(event), reason), OutcomeCancelled, nil, "")
+	s.notify(ctx, prop, by, tell, OutcomeCancelled, nil, "")
 	return nil
 }
 
@@ -498,6 +503,13 @@ func (s *Service) evaluate(ctx context.Context, prop *proposal) (verdict, error)
 			if !slices.Contains(v.byUser[rv.User], where) {
 				v.byUser[rv.User] = append(v.byUser[rv.User], where)
 			}
+			if v.names[rv.User] == "" {
+				// An approver seen only on the forge: their git identity
+				// names them in Approved-by, as a chat approval's record does.
+				if p, err := s.o.Directory.Person(ctx, rv.User); err == nil {
+					v.names[rv.User] = p.String()
+				}
+			}
 		}
 	}
 	if h, ok := s.o.Repo.Ref(proposalBranchRef(prop.ID)); !ok || h.String() != prop.Head {
@@ -593,17 +605,45 @@ func (s *Service) advance(ctx context.Context, log *slog.Logger, prop *proposal,
 		text, _ := render(v.view, headline, []string{"could not read its reviews and checks just now (" + userMessage(err) + "); shipbot checks again shortly"})
 		return Response{Outcome: OutcomeApproved, Text: text, Proposal: &v.view}
 	}
+	if ended, err := s.forgeEnded(ctx, log, prop, v.status); ended {
+		if err != nil {
+			return s.failed(log, prop.Doc.Request, err)
+		}
+		return s.rejected(log, req, Userf("proposal %s: %s", prop.ID, prop.Closing.Reason))
+	}
 	if !v.ready {
 		text, err := render(v.view, headline, v.notes)
 		if err != nil {
 			return s.failed(log, prop.Doc.Request, err)
 		}
-		if req.User != "" {
+		// Tell the requester's thread what changed: an approval given
+		// elsewhere, or (on a reconcile) new approvals on the forge or a
+		// check that started failing; the same state is told once.
+		state := fmt.Sprintf("%d|%s", len(v.view.Approvals), v.view.Blocked)
+		if req.User != "" || s.blocked[prop.ID] != state {
 			s.notify(ctx, prop, req, text, OutcomeApproved, nil, "")
 		}
+		s.blocked[prop.ID] = state
 		return Response{Outcome: OutcomeApproved, Text: text, Proposal: &v.view}
 	}
 	return s.merge(ctx, log, prop, v, req)
+}
+
+// forgeEnded closes a proposal that was closed or merged on the forge by
+// someone else, and reports whether it did.
+func (s *Service) forgeEnded(ctx context.Context, log *slog.Logger, prop *proposal, st ForgeStatus) (bool, error) {
+	switch st.State {
+	case ForgeClosed:
+		return true, s.closeProposal(ctx, log, prop, eventClosed, "closed on "+s.o.Forge.Name(), Request{})
+	case ForgeMerged:
+		// shipbot records its own merges before the forge sees them, so
+		// this merge was made by hand, outside the policy: say so loudly.
+		log.Error("proposal merged on the forge by hand, not by shipbot", "url", prop.Forge.URL)
+		reason := fmt.Sprintf("merged by hand on %s (%s), outside shipbot's policy and without shipbot's signature", s.o.Forge.Name(), prop.Forge.URL)
+		return true, s.closeProposalTelling(ctx, log, prop, eventClosed, reason, Request{},
+			fmt.Sprintf("[%s] :rotating_light: %s: the change may be on %s without the approvals it needs; check it (shipbot audit flags it).", prop.ID, reason, s.o.Repo.Branch()))
+	}
+	return false, nil
 }
 
 // planOf re-plans a proposal on tip, with the approved target pinned: a
@@ -915,13 +955,8 @@ func (s *Service) reconcile(ctx context.Context, prop *proposal) error {
 	if err != nil {
 		return err
 	}
-	switch st.State {
-	case ForgeClosed:
-		return s.closeProposal(ctx, log, prop, eventClosed, "closed on "+s.o.Forge.Name(), Request{})
-	case ForgeMerged:
-		if h, ok := s.o.Repo.Ref(proposalBranchRef(prop.ID)); !ok || h.String() != prop.Head {
-			return s.closeProposal(ctx, log, prop, eventClosed, "merged on "+s.o.Forge.Name()+" by hand, not by shipbot: check the branch", Request{})
-		}
+	if ended, err := s.forgeEnded(ctx, log, prop, st); ended {
+		return err
 	}
 	tip, err := s.o.Repo.Head()
 	if err != nil {
