@@ -13,7 +13,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,11 +27,7 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
-	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
-	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/transport"
-	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 )
@@ -338,56 +333,7 @@ func (r *Repo) Head() (*Snapshot, error) {
 // over base; exactly those are sent. A remote that moved yields
 // ErrNonFastForward and nothing is written.
 func (r *Repo) Push(ctx context.Context, base, next plumbing.Hash, objects []plumbing.Hash) error {
-	cl, err := client.NewClient(r.ep)
-	if err != nil {
-		return fmt.Errorf("push: %w", err)
-	}
-	sess, err := cl.NewReceivePackSession(r.ep, r.opts.Auth)
-	if err != nil {
-		return fmt.Errorf("push: %w", err)
-	}
-	defer sess.Close()
-	ar, err := sess.AdvertisedReferencesContext(ctx)
-	if err != nil {
-		return fmt.Errorf("push: %w", err)
-	}
-	refs, err := ar.AllReferences()
-	if err != nil {
-		return fmt.Errorf("push: %w", err)
-	}
-	if cur, ok := refs[r.branch]; !ok || cur.Hash() != base {
-		return fmt.Errorf("push %s: %w", r.opts.Branch, ErrNonFastForward)
-	}
-
-	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
-	req.Commands = []*packp.Command{{Name: r.branch, Old: base, New: next}}
-	rd, wr := io.Pipe()
-	req.Packfile = rd
-	done := make(chan error, 1)
-	go func() {
-		enc := packfile.NewEncoder(wr, r.git.Storer, !ar.Capabilities.Supports(capability.OFSDelta))
-		_, err := enc.Encode(objects, 0)
-		done <- wr.CloseWithError(err)
-	}()
-	rs, err := sess.ReceivePack(ctx, req)
-	if err != nil {
-		_ = rd.Close()
-		<-done
-		return translatePushError(r.opts.Branch, err)
-	}
-	if err := <-done; err != nil {
-		return fmt.Errorf("push: encode pack: %w", err)
-	}
-	if rs != nil {
-		if err := rs.Error(); err != nil {
-			return translatePushError(r.opts.Branch, err)
-		}
-	}
-	// Our view of the remote follows the push we just made.
-	if err := r.git.Storer.SetReference(plumbing.NewHashReference(r.remote, next)); err != nil {
-		return fmt.Errorf("push: update %s: %w", r.remote, err)
-	}
-	return nil
+	return r.PushRefs(ctx, []RefUpdate{{Name: string(r.branch), Old: base, New: next}}, objects)
 }
 
 // translatePushError is the one place where the ways a remote refuses a push
