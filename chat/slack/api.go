@@ -22,6 +22,7 @@ type API interface {
 	// GetPermalinkContext (chat.getPermalink, no scope needed) links the
 	// reviewers' channel to a request's thread.
 	GetPermalinkContext(ctx context.Context, params *slackgo.PermalinkParameters) (string, error)
+	GetUserByEmailContext(ctx context.Context, email string) (*slackgo.User, error)
 }
 
 var _ API = (*slackgo.Client)(nil)
@@ -171,4 +172,12 @@ func (l *limitedAPI) GetPermalinkContext(ctx context.Context, params *slackgo.Pe
 		return e
 	})
 	return link, err
+}
+
+func (l *limitedAPI) GetUserByEmailContext(ctx context.Context, email string) (u *slackgo.User, err error) {
+	err = l.do(ctx, "users.lookupByEmail", func() (e error) {
+		u, e = l.api.GetUserByEmailContext(ctx, email)
+		return e
+	})
+	return u, err
 }

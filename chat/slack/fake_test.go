@@ -129,6 +129,7 @@ func (f *fakeSlack) bind(c slacktest.Customize) {
 	c.Handle("/chat.update", f.wrap("chat.update", f.update))
 	c.Handle("/chat.postEphemeral", f.wrap("chat.postEphemeral", f.postEphemeral))
 	c.Handle("/users.info", f.wrap("users.info", f.userInfo))
+	c.Handle("/users.lookupByEmail", f.wrap("users.lookupByEmail", f.userByEmail))
 	c.Handle("/conversations.info", f.wrap("conversations.info", f.conversationInfo))
 	c.Handle("/usergroups.list", f.wrap("usergroups.list", f.usergroupsList))
 	c.Handle("/usergroups.users.list", f.wrap("usergroups.users.list", f.usergroupUsers))
@@ -236,6 +237,20 @@ func (f *fakeSlack) userInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(w, map[string]any{"ok": true, "user": u})
+}
+
+// userByEmail is users.lookupByEmail: Slack's "users_not_found" for an
+// address no user has.
+func (f *fakeSlack) userByEmail(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range f.users {
+		if strings.EqualFold(u.Profile.Email, r.Form.Get("email")) {
+			reply(w, map[string]any{"ok": true, "user": u})
+			return
+		}
+	}
+	fail(w, "users_not_found")
 }
 
 func (f *fakeSlack) conversationInfo(w http.ResponseWriter, r *http.Request) {

@@ -286,7 +286,14 @@ func (d *Directory) Person(ctx context.Context, subject string) (gitops.Person, 
 	userID, ok := d.subjects[subject]
 	d.mu.Unlock()
 	if !ok {
-		return gitops.Person{}, identityError("shipbot doesn't know which Slack user %q is; send the request again", subject)
+		// Someone shipbot has not seen in Slack yet, e.g. an approver who
+		// approved on GitHub: find the Slack user whose email maps to
+		// subject, and accept them only if they resolve to it.
+		id, err := d.bySubject(ctx, subject)
+		if err != nil {
+			return gitops.Person{}, err
+		}
+		return gitops.Person{Name: id.Name, Email: id.Email}, nil
 	}
 	id, err := d.lookup(ctx, userID)
 	if err != nil {
@@ -296,6 +303,44 @@ func (d *Directory) Person(ctx context.Context, subject string) (gitops.Person, 
 		return gitops.Person{}, identityError("the Slack profile of %s changed since the request (now %q, was %q); send the request again", userID, id.Subject, subject)
 	}
 	return gitops.Person{Name: id.Name, Email: id.Email}, nil
+}
+
+// bySubject finds the Slack user of a policy subject through the emails
+// that map to it (the subjects file, or subject@domain for each accepted
+// email domain), checked the same way as any user: only a user who
+// resolves to subject is accepted.
+func (d *Directory) bySubject(ctx context.Context, subject string) (Identity, error) {
+	var emails []string
+	for email, subj := range d.o.Subjects {
+		if subj == subject {
+			emails = append(emails, email)
+		}
+	}
+	slices.Sort(emails)
+	if subjectRe.MatchString(subject) {
+		for _, domain := range d.o.EmailDomains {
+			emails = append(emails, strings.ToLower(subject)+"@"+domain)
+		}
+	}
+	for _, email := range emails {
+		u, err := d.o.API.GetUserByEmailContext(ctx, email)
+		if err != nil {
+			if slackErrorCode(err) == "users_not_found" || slackErrorCode(err) == "user_not_found" {
+				continue
+			}
+			return Identity{}, fmt.Errorf("users.lookupByEmail: %w", err)
+		}
+		d.users.Put(u.ID, u)
+		id, err := d.identity(u)
+		if err != nil || id.Subject != subject {
+			continue
+		}
+		if err := d.claim(ctx, id); err != nil {
+			return Identity{}, err
+		}
+		return id, nil
+	}
+	return Identity{}, identityError("shipbot doesn't know which Slack user %q is; send the request again", subject)
 }
 
 // UserID returns the Slack user that last resolved to subject.

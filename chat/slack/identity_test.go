@@ -123,6 +123,36 @@ func TestPerson(t *testing.T) {
 	}
 }
 
+// An approver who approved on GitHub was never seen in Slack: Person finds
+// them by the email their subject maps to, and only accepts a user who
+// resolves to that subject.
+func TestPersonOfSomeoneNotSeenYet(t *testing.T) {
+	fs := newFakeSlack(t)
+	d := newDir(t, fs, func(o *DirectoryOptions) {
+		o.EmailDomains = []string{"acme.example"}
+		o.Subjects = map[string]string{"robert.jones@acme.example": "rob"}
+	})
+	fs.addUser("UROB", "robert.jones@acme.example", "Robert Jones")
+	ctx := context.Background()
+	p, err := d.Person(ctx, "bob")
+	if err != nil || p != (gitops.Person{Name: "Bob Jones", Email: "bob@acme.example"}) {
+		t.Fatalf("Person(bob) = %+v, %v", p, err)
+	}
+	if p, err := d.Person(ctx, "rob"); err != nil || p.Email != "robert.jones@acme.example" {
+		t.Fatalf("Person(rob) through the subjects file = %+v, %v", p, err)
+	}
+	// robert.jones@ maps to rob, so the local part "robert.jones" is nobody.
+	if _, err := d.Person(ctx, "robert.jones"); err == nil {
+		t.Error("a subject the subjects file maps elsewhere was accepted")
+	}
+	if _, err := d.Person(ctx, "nobody"); err == nil || !strings.Contains(err.Error(), "doesn't know which Slack user") {
+		t.Errorf("Person(nobody) = %v", err)
+	}
+	if id, ok := d.UserID("bob"); !ok || id != "UBOB" {
+		t.Errorf("bob was not remembered as UBOB: %q %v", id, ok)
+	}
+}
+
 func TestGroupsAndChannels(t *testing.T) {
 	fs := newFakeSlack(t)
 	fs.mu.Lock()

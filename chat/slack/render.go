@@ -232,6 +232,13 @@ func planBlocksBy(p *gitops.Plan, who string, maxDiff int) []slackgo.Block {
 	if why := p.Justification.Text; why != "" {
 		head += "\nwhy: " + escape(why)
 	}
+	if r := p.Review; r.Approvals > 0 {
+		from := "anyone the policy lets approve"
+		if r.Group != "" && r.Group != "*" {
+			from = r.Group
+		}
+		head += fmt.Sprintf("\n:busts_in_silhouette: *needs review:* %d approval%s from %s (the requester does not count); Confirm opens a proposal, it merges once approved", r.Approvals, map[bool]string{true: "", false: "s"}[r.Approvals == 1], escape(from))
+	}
 	return []slackgo.Block{section(head), section(diffText(p.Diff, maxDiff))}
 }
 

@@ -163,6 +163,7 @@ func (f *serveSlack) bind(c slacktest.Customize) {
 	})
 	c.Handle("/chat.postEphemeral", f.wrap("chat.postEphemeral", f.postEphemeral))
 	c.Handle("/users.info", f.wrap("users.info", f.userInfo))
+	c.Handle("/users.lookupByEmail", f.wrap("users.lookupByEmail", f.userByEmail))
 	c.Handle("/conversations.info", f.wrap("conversations.info", f.conversationInfo))
 	c.Handle("/usergroups.list", f.wrap("usergroups.list", func(w http.ResponseWriter, _ *http.Request) {
 		serveReply(w, map[string]any{"ok": true, "usergroups": []map[string]any{{"id": "S0CHECKOUT", "handle": "team-checkout", "is_usergroup": true}}})
@@ -247,6 +248,20 @@ func (f *serveSlack) userInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	serveReply(w, map[string]any{"ok": true, "user": u})
+}
+
+// userByEmail is users.lookupByEmail: Slack's "users_not_found" for an
+// address no user has.
+func (f *serveSlack) userByEmail(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range f.users {
+		if strings.EqualFold(u.Profile.Email, r.Form.Get("email")) {
+			serveReply(w, map[string]any{"ok": true, "user": u})
+			return
+		}
+	}
+	serveReply(w, map[string]any{"ok": false, "error": "users_not_found"})
 }
 
 func (f *serveSlack) conversationInfo(w http.ResponseWriter, r *http.Request) {
