@@ -33,10 +33,6 @@ import (
 //go:embed model.conf
 var DefaultModel string
 
-// actionApprove is the policy action of approving a change under review.
-// TODO: use gitops.ActionApprove once the core declares it.
-const actionApprove = gitops.ActionApprove
-
 // policyActions are the actions a policy rule can grant. ActionHelp is not
 // among them: it is always allowed.
 var policyActions = []gitops.Action{
@@ -45,7 +41,7 @@ var policyActions = []gitops.Action{
 	gitops.ActionPromote,
 	gitops.ActionStatus,
 	gitops.ActionHistory,
-	actionApprove,
+	gitops.ActionApprove,
 	gitops.ActionFreeze,
 	gitops.ActionUnfreeze,
 	gitops.ActionBreakGlass,
@@ -418,8 +414,11 @@ type evaluation struct {
 	valid    bool      // the query reached the policy
 	decisive *permRule // the allow line that allowed, or the deny line that won
 	groups   []string  // the user's groups in the env, when computed
-	review   *reviewRule
-	justify  *justifyRule
+	// failClosed: an allow line matched, but the chat platform could not
+	// tell the user's groups and a group's deny line could apply.
+	failClosed bool
+	review     *reviewRule
+	justify    *justifyRule
 }
 
 func (st *enforcerState) evaluate(q gitops.AuthzQuery) (evaluation, error) {
@@ -494,7 +493,7 @@ func (st *enforcerState) evaluate(q gitops.AuthzQuery) (evaluation, error) {
 	if q.Subject.GroupsUnknown {
 		for _, p := range st.pol.groupDenies {
 			if scopeMatches(p.stored[1], p.stored[2], p.stored[3], env, app, act) && globMatch(ch, p.stored[4]) {
-				ev.decisive = nil
+				ev.decisive, ev.failClosed = nil, true
 				ev.d = deny(fmt.Sprintf("shipbot could not read %s's groups from the chat platform just now, and a deny rule for a group could apply (%s); try again in a minute",
 					display(user), displayRule(p.src.Text)))
 				return ev, nil

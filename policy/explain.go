@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -38,8 +37,12 @@ type Explanation struct {
 	// user, unknown action, no app or environment).
 	Evaluated bool
 	// Approvers, for an allowed request that needs review, are the users
-	// who may approve it (the requester not among them).
+	// who may approve it (the requester not among them), as
+	// Enforcer.Approvers lists them.
 	Approvers []string
+	// ChatApprovers, for such a request, are the chat platform's groups
+	// whose members may approve it too (Enforcer.ChatApprovers).
+	ChatApprovers []string
 }
 
 // RuleMatch is one policy line that matched.
@@ -62,15 +65,69 @@ type Membership struct {
 // decision: the matching allow and deny lines, the group memberships, the
 // review and justify lines, or the line that is missing.
 func (e *Enforcer) Explain(q gitops.AuthzQuery) Explanation {
-	x := e.cur.Load().explain(q)
+	st := e.cur.Load()
+	x := st.explain(q)
 	if r := x.Decision.Review; x.Decision.Allowed && r.Approvals > 0 {
-		who, err := e.Approvers(context.Background(), q.Env, q.App, r, q.Subject.User)
+		who, err := st.approvers(q.Env, q.App, r, q.Subject.User)
+		if err == nil {
+			x.Approvers = who
+			x.ChatApprovers, err = st.chatApprovers(q.Env, q.App, r)
+		}
 		if err != nil && x.Err == nil {
 			x.Err = err
 		}
-		x.Approvers = who
 	}
 	return x
+}
+
+// Unmergeable says, for an allowed request that needs more approvals than
+// users besides the requester may give, that the change can never merge,
+// e.g. "only 1 of the 2 approvals can ever be given: bob is the only other
+// member of sre allowed to approve; add approvers or lower the count".
+// It is "" otherwise.
+func (x Explanation) Unmergeable() string {
+	r := x.Decision.Review
+	n := len(x.Approvers)
+	if !x.Decision.Allowed || r.Approvals <= 0 || x.Err != nil || n >= r.Approvals {
+		return ""
+	}
+	var b strings.Builder
+	switch {
+	case n == 0 && r.Approvals == 1:
+		b.WriteString("the one approval it needs can never be given: ")
+	case n == 0:
+		fmt.Fprintf(&b, "none of the %d approvals can ever be given: ", r.Approvals)
+	default:
+		fmt.Fprintf(&b, "only %d of the %d approvals can ever be given: ", n, r.Approvals)
+	}
+	who := displayAnd(x.Approvers)
+	switch {
+	case n == 0 && anyGroup(r.Group):
+		b.WriteString("nobody else is allowed to approve")
+	case n == 0:
+		fmt.Fprintf(&b, "nobody else in %s is allowed to approve", display(r.Group))
+	case n == 1 && anyGroup(r.Group):
+		fmt.Fprintf(&b, "%s is the only other user the policy lets approve", who)
+	case n == 1:
+		fmt.Fprintf(&b, "%s is the only other member of %s allowed to approve", who, display(r.Group))
+	case anyGroup(r.Group):
+		fmt.Fprintf(&b, "%s are the only other users the policy lets approve", who)
+	default:
+		fmt.Fprintf(&b, "%s are the only other members of %s allowed to approve", who, display(r.Group))
+	}
+	if len(x.ChatApprovers) > 0 {
+		fmt.Fprintf(&b, " (members of the chat group %s may approve too, but the policy can't tell who they are, so they are not counted)", displayList(x.ChatApprovers))
+	}
+	b.WriteString("; add approvers or lower the count")
+	return b.String()
+}
+
+// displayAnd is "bob", "bob and carol", "bob, carol and dave".
+func displayAnd(items []string) string {
+	if len(items) < 2 {
+		return displayList(items)
+	}
+	return displayList(items[:len(items)-1]) + " and " + display(items[len(items)-1])
 }
 
 func (st *enforcerState) explain(q gitops.AuthzQuery) Explanation {
@@ -235,6 +292,9 @@ func (x Explanation) String() string {
 	if x.Err != nil {
 		row("error", "%s", displayRule(x.Err.Error()))
 	}
+	if u := x.Unmergeable(); u != "" {
+		row("WARNING", "THIS CHANGE CAN NEVER MERGE: %s", u)
+	}
 	if !x.Evaluated {
 		return b.String()
 	}
@@ -289,19 +349,18 @@ func (x Explanation) String() string {
 		}
 		row("review", "%d approval(s) from %s, the requester never counts  (%s)", r.Approvals, from, x.Review[0])
 	}
+	if r := d.Review; r.Approvals > 0 {
+		who := "nobody besides the requester"
+		if len(x.Approvers) > 0 {
+			who = displayList(x.Approvers)
+		}
+		if len(x.ChatApprovers) > 0 {
+			who += ", and members of the chat group " + displayList(x.ChatApprovers)
+		}
+		row("", "who may approve: %s", who)
+	}
 	for _, m := range x.Review[min(1, len(x.Review)):] {
 		row("", "shadowed: %s", m)
-	}
-	if r := d.Review; r.Approvals > 0 {
-		if len(x.Approvers) > 0 {
-			row("approvers", "%s", strings.Join(x.Approvers, ", "))
-		} else {
-			row("approvers", "nobody")
-		}
-		if len(x.Approvers) < r.Approvals {
-			row("WARNING", "this change can never merge: it needs %d approval%s from %s besides %s, and only %d user%s may give one; add approvers to the policy or lower the count",
-				r.Approvals, plural(r.Approvals), reviewGroup(r.Group), display(q.Subject.User), len(x.Approvers), plural(len(x.Approvers)))
-		}
 	}
 	switch j := d.Justification; {
 	case !j.Required && len(x.Justify) == 0:
@@ -327,7 +386,7 @@ func plural(n int) string {
 }
 
 func reviewGroup(g string) string {
-	if g == "" || g == "*" {
+	if anyGroup(g) {
 		return "anyone the policy lets approve"
 	}
 	return display(g)

@@ -18,7 +18,9 @@ const policyUsage = `usage:
   shipbot policy explain --config FILE --as USER [--channel CH] [--group G]... ACTION APP ENV
   shipbot policy explain --config FILE --as USER [--channel CH] [--group G]... freeze|unfreeze ENV
       why the policy allows or denies the request, and with which review and
-      justification; exits 1 when it is denied. --channel defaults to the
+      justification; exits 1 when it is denied. A change under review lists
+      who may approve it, and a WARNING says when its approvals can never
+      all be given (exit 0: the request itself is allowed). --channel defaults to the
       config's chat.channel; --channel= asks from no channel. --group adds a
       group the chat platform vouches for, e.g. --group slack:sre-oncall
       (a Slack user group of USER).

@@ -13,11 +13,21 @@ import (
 // policyConfig writes a config whose policy is the demo's, and returns it.
 func policyConfig(t *testing.T) string {
 	t.Helper()
+	return policyConfigWith(t, "")
+}
+
+// policyConfigWith writes a config whose policy is policy ("": the demo's),
+// and returns it.
+func policyConfigWith(t *testing.T, policy string) string {
+	t.Helper()
 	dir := t.TempDir()
 	for _, f := range []string{"model.conf", "policy.csv"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", f))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if f == "policy.csv" && policy != "" {
+			b = []byte(policy)
 		}
 		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
 			t.Fatal(err)
@@ -72,6 +82,11 @@ func TestPolicyExplain(t *testing.T) {
 			stdout: []string{"decision:  DENIED\n", "missing:   a rule such as: p, mallory, prod, checkout, rollback, *\n"}},
 		{name: "flags after the arguments", args: []string{"explain", "promote", "checkout", "prod", "--as", "bob", "--config", cfg, "--channel", "#deploys"},
 			stdout: []string{"bob promote checkout in prod from #deploys\n", "review:    2 approval(s) from group sre"}},
+		{name: "a change under review", args: []string{"explain", "--config", cfg, "--as", "alice", "promote", "checkout", "prod"},
+			stdout: []string{
+				"decision:  allowed after 2 approvals from sre (the requester does not count)\n",
+				"           who may approve: bob, carol, dave, and members of the chat group slack:sre-oncall\n",
+			}, noStdout: []string{"WARNING", "NEVER MERGE"}},
 		{name: "no channel", args: []string{"explain", "--config", cfg, "--as", "alice", "--channel=", "status", "checkout", "dev"},
 			stdout: []string{"alice status checkout in dev (no channel)\n", "decision:  allowed\n"}},
 		{name: "environment-wide action", args: []string{"explain", "--config", cfg, "--as", "carol", "freeze", "prod"},
@@ -205,5 +220,96 @@ func TestPolicyTest(t *testing.T) {
 	}
 	if _, _, err := runPolicyCmd("test", bad); err == nil || !strings.Contains(err.Error(), bad+":2: allow: want true or false") {
 		t.Errorf("invalid table: %v", err)
+	}
+}
+
+// tightPolicy has two SREs: a prod promotion by one of them can't get its
+// two approvals, and a dev promotion needing three never can.
+const tightPolicy = `g, alice, team-checkout, *
+g, bob, sre, *
+g, carol, sre, *
+p, team-checkout, *, checkout, *, *
+p, sre, *, *, *, *
+review, *, prod, *, promote, 2, sre
+review, *, dev, *, promote, 3, sre
+`
+
+func TestPolicyExplainUnmergeable(t *testing.T) {
+	cfg := policyConfigWith(t, tightPolicy)
+	for _, tc := range []struct {
+		user, env string
+		want      []string
+		no        []string
+	}{
+		{"alice", "prod", []string{
+			"decision:  allowed after 2 approvals from sre (the requester does not count)\n",
+			"           who may approve: bob, carol\n",
+		}, []string{"WARNING"}},
+		{"bob", "prod", []string{
+			"decision:  allowed after 2 approvals from sre (the requester does not count)\nreason:    bob is in sre in prod\n" +
+				"WARNING:   THIS CHANGE CAN NEVER MERGE: only 1 of the 2 approvals can ever be given: carol is the only other member of sre allowed to approve; add approvers or lower the count\n",
+			"           who may approve: carol\n",
+		}, nil},
+		{"alice", "dev", []string{
+			"WARNING:   THIS CHANGE CAN NEVER MERGE: only 2 of the 3 approvals can ever be given: bob and carol are the only other members of sre allowed to approve; add approvers or lower the count\n",
+		}, nil},
+	} {
+		stdout, stderr, err := runPolicyCmd("explain", "--config", cfg, "--as", tc.user, "promote", "checkout", tc.env)
+		if err != nil || stderr != "" {
+			t.Errorf("%s promote checkout %s: err = %v (an allowed request exits 0), stderr %q", tc.user, tc.env, err, stderr)
+		}
+		for _, s := range tc.want {
+			if !strings.Contains(stdout, s) {
+				t.Errorf("%s promote checkout %s: stdout lacks %q:\n%s", tc.user, tc.env, s, stdout)
+			}
+		}
+		for _, s := range tc.no {
+			if strings.Contains(stdout, s) {
+				t.Errorf("%s promote checkout %s: stdout has %q:\n%s", tc.user, tc.env, s, stdout)
+			}
+		}
+	}
+}
+
+func TestCheckReviewLines(t *testing.T) {
+	run := func(cfg string) (string, string, error) {
+		var out, errb bytes.Buffer
+		err := runCheck(context.Background(), []string{"--config", cfg}, &out, &errb)
+		return out.String(), errb.String(), err
+	}
+	cfg := policyConfigWith(t, tightPolicy)
+	pol := filepath.Join(filepath.Dir(cfg), "policy.csv")
+	stdout, _, err := run(cfg)
+	if err == nil {
+		t.Fatalf("check of an impossible review line passed:\n%s", stdout)
+	}
+	for _, s := range []string{
+		"1 review line problem(s): changes they match could never merge:\n  - " + pol + ":7: review, *, dev, *, promote, 3, sre: for checkout in dev it needs 3 approvals from sre, but only 2 users may approve it (bob, carol): such a change can never merge; ",
+		"or lower the count",
+	} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("check error lacks %q:\n%v", s, err)
+		}
+	}
+	warning := "warning: " + pol + ":6: review, *, prod, *, promote, 2, sre: for checkout in prod it needs 2 approvals from sre and exactly 2 users may approve (bob, carol): when one of them asks, only 1 can approve and the change can never merge; "
+	if !strings.HasPrefix(stdout, warning) {
+		t.Errorf("stdout lacks the warning %q:\n%s", warning, stdout)
+	}
+
+	// Without the dev line: the warning only, and check passes.
+	cfg = policyConfigWith(t, strings.Replace(tightPolicy, "review, *, dev, *, promote, 3, sre\n", "", 1))
+	pol = filepath.Join(filepath.Dir(cfg), "policy.csv")
+	stdout, _, err = run(cfg)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if !strings.HasPrefix(stdout, "warning: "+pol+":6: review, *, prod, *, promote, 2, sre: for checkout in prod it needs 2 approvals") || !strings.Contains(stdout, "is valid: 2 environments, 1 apps\n") {
+		t.Errorf("check stdout:\n%s", stdout)
+	}
+
+	// The demo policy: three SREs for two approvals, nothing to say.
+	stdout, _, err = run(policyConfig(t))
+	if err != nil || strings.Contains(stdout, "review, ") {
+		t.Errorf("check of the demo policy: %v\n%s", err, stdout)
 	}
 }
