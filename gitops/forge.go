@@ -160,6 +160,10 @@ type ApproverPolicy interface {
 	// Approvers lists the users the policy names (g and p lines) who may
 	// approve such a change, the requester excluded, sorted.
 	Approvers(ctx context.Context, env, app string, r Review, requester string) ([]string, error)
+	// ChatApprovers lists the chat platform's groups (e.g.
+	// "slack:sre-oncall") whose members may approve such a change: the
+	// policy can't tell who or how many they are.
+	ChatApprovers(env, app string, r Review) ([]string, error)
 }
 
 // ProposalUpdate is news about a proposal for the request's chat thread:

@@ -25,7 +25,15 @@ const forgeTimeout = 30 * time.Second
 func (s *Service) reviewText(ctx context.Context, req Request, r Review) string {
 	text := fmt.Sprintf("%d approval%s from %s (the requester does not count)", r.Approvals, plural(r.Approvals), groupText(r.Group))
 	if s.o.Approvers != nil {
-		if who, err := s.o.Approvers.Approvers(ctx, req.Env, req.App, r, req.User); err == nil && len(who) > 0 {
+		who, err := s.o.Approvers.Approvers(ctx, req.Env, req.App, r, req.User)
+		if err == nil {
+			if groups, err := s.o.Approvers.ChatApprovers(req.Env, req.App, r); err == nil {
+				for _, g := range groups {
+					who = append(who, "members of "+g)
+				}
+			}
+		}
+		if len(who) > 0 {
 			text += "; who may approve: " + strings.Join(who, ", ")
 		}
 	}
@@ -66,6 +74,11 @@ func (s *Service) canReview(ctx context.Context, req Request, r Review) error {
 		return fmt.Errorf("list approvers: %w", err)
 	}
 	if len(who) < r.Approvals {
+		if groups, err := s.o.Approvers.ChatApprovers(req.Env, req.App, r); err == nil && len(groups) > 0 {
+			// Members of a chat group may make up the count: the policy
+			// can't tell how many they are, so the proposal may open.
+			return nil
+		}
 		have := "nobody"
 		if len(who) > 0 {
 			have = "only " + strings.Join(who, ", ")

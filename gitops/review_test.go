@@ -4,58 +4,28 @@ import (
 	"context"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shipbot/shipbot/gitops"
+	"github.com/shipbot/shipbot/gitops/gitopstest"
 	"github.com/shipbot/shipbot/gitops/forge/gitonly"
 	"github.com/shipbot/shipbot/gitops/gittest"
 	"github.com/shipbot/shipbot/gitops/repo"
 )
-
-// FakeApprovers is a policy where the members of one group may approve.
-type FakeApprovers struct {
-	Members []string // the review group, e.g. bob, carol, dave
-}
-
-var _ gitops.ApproverPolicy = (*FakeApprovers)(nil)
-
-func (f *FakeApprovers) MayApprove(_ context.Context, q gitops.AuthzQuery, r gitops.Review) (gitops.Decision, error) {
-	if !slices.Contains(f.Members, q.Subject.User) {
-		return gitops.Decision{Reason: q.Subject.User + " is not in " + r.Group + ", whose approvals this change needs"}, nil
-	}
-	return gitops.Decision{Allowed: true, Rule: "p, sre, *, *, approve, *", Reason: q.Subject.User + " is in sre"}, nil
-}
-
-func (f *FakeApprovers) Approvers(_ context.Context, _, _ string, _ gitops.Review, requester string) ([]string, error) {
-	return slices.DeleteFunc(slices.Clone(f.Members), func(u string) bool { return u == requester }), nil
-}
-
-// FakeNotifier records proposal updates.
-type FakeNotifier struct {
-	mu      sync.Mutex
-	Updates []gitops.ProposalUpdate
-}
-
-func (f *FakeNotifier) ProposalUpdated(_ context.Context, u gitops.ProposalUpdate) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.Updates = append(f.Updates, u)
-}
 
 // reviewFixture is the service fixture with a plain-git forge and a policy
 // that asks two approvals from sre for promotions into prod.
 type reviewFixture struct {
 	*fixture
 	opts     gitops.ServiceOptions
-	notifier *FakeNotifier
+	notifier *gitopstest.FakeNotifier
 	now      time.Time
 }
 
 func newReviewFixture(t *testing.T) *reviewFixture {
 	t.Helper()
-	rf := &reviewFixture{notifier: &FakeNotifier{}, now: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}
+	rf := &reviewFixture{notifier: &gitopstest.FakeNotifier{}, now: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)}
 	rf.fixture = newFixtureWith(t, 1, func(o *gitops.ServiceOptions) {
 		inner := o.Authorizer
 		o.Authorizer = &FakeAuthorizer{AuthorizeFunc: func(q gitops.AuthzQuery) gitops.Decision {
@@ -66,7 +36,7 @@ func newReviewFixture(t *testing.T) *reviewFixture {
 			return d
 		}}
 		o.Forge = gitonly.New(o.Repo)
-		o.Approvers = &FakeApprovers{Members: []string{"bob", "carol", "dave"}}
+		o.Approvers = &gitopstest.FakeApprovers{Members: []string{"bob", "carol", "dave"}}
 		o.Notifier = rf.notifier
 		o.Now = func() time.Time { return rf.now }
 		rf.opts = *o
@@ -159,8 +129,8 @@ func TestProposalMergesOnQuorumOfTwoAcrossARestart(t *testing.T) {
 	if rf.head(t) != before {
 		t.Fatal("one approval merged")
 	}
-	if len(rf.notifier.Updates) == 0 || rf.notifier.Updates[0].Thread != "local:1" {
-		t.Errorf("the requester's thread was not told of bob's approval: %+v", rf.notifier.Updates)
+	if len(rf.notifier.Updates()) == 0 || rf.notifier.Updates()[0].Thread != "local:1" {
+		t.Errorf("the requester's thread was not told of bob's approval: %+v", rf.notifier.Updates())
 	}
 
 	// shipbot restarts between the two approvals: nothing is lost.
@@ -343,5 +313,25 @@ func TestForgedApprovalRecordIsNotTrusted(t *testing.T) {
 	}
 	if l := rf.svc.Handle(ctx, gitops.Request{ID: "shp-list", Action: gitops.ActionProposals, User: "carol"}); strings.Contains(l.Text, id) {
 		t.Errorf("a proposal with a forged record is listed:\n%s", l.Text)
+	}
+}
+
+
+// A review group that is a chat group: the policy can't count its members,
+// so the proposal opens (and the plan names the group) instead of being
+// refused as unmergeable.
+func TestChatGroupApproversLetAProposalOpen(t *testing.T) {
+	rf := newReviewFixture(t)
+	rf.opts.Approvers = &gitopstest.FakeApprovers{Members: []string{"bob"}, Chat: []string{"slack:sre-oncall"}}
+	rf.restart(t)
+	resp := rf.svc.Handle(context.Background(), promote("alice"))
+	if resp.Outcome != gitops.OutcomeConfirm || !strings.Contains(resp.Text, "who may approve: bob, members of slack:sre-oncall") {
+		t.Fatalf("%s: %s", resp.Outcome, resp.Text)
+	}
+	rf.opts.Approvers = &gitopstest.FakeApprovers{Members: []string{"bob"}}
+	rf.restart(t)
+	resp = rf.svc.Handle(context.Background(), promote("alice"))
+	if resp.Outcome != gitops.OutcomeRejected || !strings.Contains(resp.Text, "could never merge") {
+		t.Fatalf("one approver for two approvals: %s: %s", resp.Outcome, resp.Text)
 	}
 }

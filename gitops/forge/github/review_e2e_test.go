@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,6 +25,7 @@ import (
 	gh "github.com/google/go-github/v60/github"
 
 	"github.com/shipbot/shipbot/gitops"
+	"github.com/shipbot/shipbot/gitops/gitopstest"
 	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/gitops/forge/github"
 	"github.com/shipbot/shipbot/gitops/forge/github/githubtest"
@@ -70,45 +70,6 @@ func (FakeDirectory) Person(_ context.Context, u string) (gitops.Person, error) 
 	return gitops.Person{Name: u, Email: u + "@example.com"}, nil
 }
 
-// FakeApprovers is a policy where the members of one group may approve.
-type FakeApprovers struct {
-	Members []string // the review group: bob, carol, dave
-}
-
-var _ gitops.ApproverPolicy = (*FakeApprovers)(nil)
-
-func (f *FakeApprovers) MayApprove(_ context.Context, q gitops.AuthzQuery, r gitops.Review) (gitops.Decision, error) {
-	if !slices.Contains(f.Members, q.Subject.User) {
-		return gitops.Decision{Reason: q.Subject.User + " is not in " + r.Group + ", whose approvals this change needs"}, nil
-	}
-	return gitops.Decision{Allowed: true, Rule: "p, sre, *, *, approve, *", Reason: q.Subject.User + " is in sre"}, nil
-}
-
-func (f *FakeApprovers) Approvers(_ context.Context, _, _ string, _ gitops.Review, requester string) ([]string, error) {
-	return slices.DeleteFunc(slices.Clone(f.Members), func(u string) bool { return u == requester }), nil
-}
-
-// FakeNotifier records proposal updates.
-type FakeNotifier struct {
-	mu      sync.Mutex
-	updates []gitops.ProposalUpdate
-}
-
-var _ gitops.Notifier = (*FakeNotifier)(nil)
-
-func (f *FakeNotifier) ProposalUpdated(_ context.Context, u gitops.ProposalUpdate) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.updates = append(f.updates, u)
-}
-
-// Updates returns the updates so far.
-func (f *FakeNotifier) Updates() []gitops.ProposalUpdate {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.updates)
-}
-
 func overlay(tag string) string {
 	return "# checkout prod overlay\nresources:\n  - ../../base\nimages:\n  - name: registry.example.com/checkout\n    newTag: " + tag + " # live\n"
 }
@@ -121,7 +82,7 @@ type e2e struct {
 	bare     string
 	gh       *githubtest.Server
 	svc      *gitops.Service
-	notifier *FakeNotifier
+	notifier *gitopstest.FakeNotifier
 	signer   sign.Signer
 	seeded   string // main after seeding
 
@@ -142,7 +103,7 @@ type e2eOptions struct {
 
 func newE2E(tb testing.TB, o e2eOptions) *e2e {
 	tb.Helper()
-	e := &e2e{tb: tb, notifier: &FakeNotifier{}}
+	e := &e2e{tb: tb, notifier: &gitopstest.FakeNotifier{}}
 	e.bare = gittest.InitBare(tb)
 	gittest.Seed(tb, e.bare, map[string]string{
 		"README.md": "env\n",
@@ -241,7 +202,7 @@ func (e *e2e) start(cacheDir string) {
 		Committer: gitops.Person{Name: "shipbot", Email: "shipbot@example.com"},
 		Signer:    e.signer,
 		Forge:     forge,
-		Approvers: &FakeApprovers{Members: []string{"bob", "carol", "dave"}},
+		Approvers: &gitopstest.FakeApprovers{Members: []string{"bob", "carol", "dave"}},
 		Notifier:  e.notifier,
 	})
 	if err != nil {
