@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/shipbot/shipbot/gitops"
-	"github.com/shipbot/shipbot/gitops/gitopstest"
 	"github.com/shipbot/shipbot/gitops/forge/gitonly"
+	"github.com/shipbot/shipbot/gitops/gitopstest"
 	"github.com/shipbot/shipbot/gitops/gittest"
 	"github.com/shipbot/shipbot/gitops/repo"
 )
@@ -315,7 +315,6 @@ func TestForgedApprovalRecordIsNotTrusted(t *testing.T) {
 		t.Errorf("a proposal with a forged record is listed:\n%s", l.Text)
 	}
 }
-
 
 // A review group that is a chat group: the policy can't count its members,
 // so the proposal opens (and the plan names the group) instead of being

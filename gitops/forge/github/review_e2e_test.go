@@ -25,10 +25,10 @@ import (
 	gh "github.com/google/go-github/v60/github"
 
 	"github.com/shipbot/shipbot/gitops"
-	"github.com/shipbot/shipbot/gitops/gitopstest"
 	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/gitops/forge/github"
 	"github.com/shipbot/shipbot/gitops/forge/github/githubtest"
+	"github.com/shipbot/shipbot/gitops/gitopstest"
 	"github.com/shipbot/shipbot/gitops/gittest"
 	"github.com/shipbot/shipbot/gitops/repo"
 	"github.com/shipbot/shipbot/gitops/sign"
