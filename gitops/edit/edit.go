@@ -202,9 +202,15 @@ func CurrentRestart(f Files, loc Location) (string, error) {
 	}
 }
 
-// SetRestart returns the changes that set the restart annotation
-// (RestartAnnotation) of loc's pod template(s) to value, an RFC 3339
-// timestamp. Changing the annotation makes Kubernetes roll the pods.
+// SetRestart returns the changes that restart exactly the app's workloads
+// at loc with value, an RFC 3339 timestamp: the Deployments, StatefulSets
+// and DaemonSets running loc.Image get the pod-template annotation
+// RestartAnnotation, Argo Rollouts get spec.restartAt (kustomize: through
+// patches targeting each workload by kind and name; see workload.go).
+// ReplicaSets, Jobs, CronJobs and Pods are never touched; when nothing else
+// runs the image it fails with ErrNoWorkload. Helm: the annotation is set
+// under AnnotationsPath, refused with ErrNotRead when the chart next to the
+// values file is known never to read that key.
 func SetRestart(f Files, loc Location, value string) ([]Change, error) {
 	loc, err := normalize(loc)
 	if err != nil {

@@ -23,6 +23,7 @@ patches:
 - path: shipbot-restart.yaml
   target:
     kind: Deployment
+    name: checkout
 `
 
 const restartPatchContent = `apiVersion: apps/v1
@@ -78,18 +79,24 @@ spec:
 
 func fixture() MapFiles {
 	return MapFiles{
-		"k/prod/kustomization.yaml":   []byte(kustomization),
-		"k/prod/shipbot-restart.yaml": []byte(restartPatchContent),
-		"k/dev/kustomization.yaml":    []byte("resources: [../../base]\n"),
-		"k/both/kustomization.yaml":   []byte("resources: []\n"),
-		"k/both/kustomization.yml":    []byte("resources: []\n"),
-		"h/values.yaml":               []byte(values),
-		"h/bare.yaml":                 []byte("replicas: 2\n"),
-		"m/prod/deployment.yaml":      []byte(deployment),
-		"m/prod/notes.txt":            []byte("not yaml"),
-		"m/split/a.yaml":              []byte(deployment),
-		"m/split/b.yml":               []byte(worker),
-		"m/empty/README.md":           []byte("nothing"),
+		"k/prod/kustomization.yaml":         []byte(kustomization),
+		"k/prod/shipbot-restart.yaml":       []byte(restartPatchContent),
+		"k/dev/kustomization.yaml":          []byte("resources: [../../base]\n"),
+		"base/kustomization.yaml":           []byte("resources: [deployment.yaml, worker.yaml]\n"),
+		"base/deployment.yaml":              []byte(deployment),
+		"base/worker.yaml":                  []byte(strings.ReplaceAll(worker, "registry.example.com/checkout", "registry.example.com/worker")),
+		"k/both/kustomization.yaml":         []byte("resources: []\n"),
+		"k/both/kustomization.yml":          []byte("resources: []\n"),
+		"k/ro/kustomization.yaml":           []byte("patches:\n- {path: shipbot-restart.yaml, target: {kind: Deployment, name: a}}\n- {path: shipbot-restart-rollout.yaml, target: {kind: Rollout, name: b}}\n"),
+		"k/ro/shipbot-restart.yaml":         []byte(restartPatchContent),
+		"k/ro/shipbot-restart-rollout.yaml": []byte("kind: Rollout\nspec: {restartAt: \"2026-11-21T10:00:00Z\"}\n"),
+		"h/values.yaml":                     []byte(values),
+		"h/bare.yaml":                       []byte("replicas: 2\n"),
+		"m/prod/deployment.yaml":            []byte(deployment),
+		"m/prod/notes.txt":                  []byte("not yaml"),
+		"m/split/a.yaml":                    []byte(deployment),
+		"m/split/b.yml":                     []byte(worker),
+		"m/empty/README.md":                 []byte("nothing"),
 	}
 }
 
@@ -190,7 +197,8 @@ func TestCurrentRestart(t *testing.T) {
 		{"helm other map", with(helm, func(l *Location) { l.AnnotationsPath = "app.podAnnotations" }), "", "", nil},
 		{"manifest", manifest, "2026-11-01T09:30:00Z", "", nil},
 		{"manifest none yet", with(manifest, func(l *Location) { l.Path = "m/split/b.yml" }), "", "", nil},
-		{"manifest no container", with(manifest, func(l *Location) { l.Image = "x" }), "", `no container with image "x" in m/prod`, ErrNotFound},
+		{"manifest no container", with(manifest, func(l *Location) { l.Image = "x" }), "", `no Deployment, StatefulSet, DaemonSet or Rollout in m/prod runs x`, ErrNoWorkload},
+		{"kustomize rollout patch newer", with(kust, func(l *Location) { l.Path = "k/ro" }), "2026-11-21T10:00:00Z", "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,8 +218,8 @@ func TestInputs(t *testing.T) {
 		want []string
 		is   error
 	}{
-		{"kustomize", kust, []string{"k/prod/kustomization.yaml", "k/prod/shipbot-restart.yaml"}, nil},
-		{"kustomize patch not created yet", with(kust, func(l *Location) { l.Path = "k/dev/" }), []string{"k/dev/kustomization.yaml", "k/dev/shipbot-restart.yaml"}, nil},
+		{"kustomize", kust, []string{"k/prod/kustomization.yaml", "k/prod/shipbot-restart-rollout.yaml", "k/prod/shipbot-restart.yaml"}, nil},
+		{"kustomize patch not created yet", with(kust, func(l *Location) { l.Path = "k/dev/" }), []string{"k/dev/kustomization.yaml", "k/dev/shipbot-restart-rollout.yaml", "k/dev/shipbot-restart.yaml"}, nil},
 		{"kustomize no overlay", with(kust, func(l *Location) { l.Path = "k/nope" }), nil, ErrNotFound},
 		{"helm", helm, []string{"h/values.yaml"}, nil},
 		{"manifest dir", with(manifest, func(l *Location) { l.Path = "m/split" }), []string{"m/split/a.yaml", "m/split/b.yml"}, nil},
@@ -306,6 +314,25 @@ func TestSetErrors(t *testing.T) {
 		{"manifest set tag no match", func() ([]Change, error) {
 			return SetTag(files, with(manifest, func(l *Location) { l.Image = "registry.example.com/check" }), "2")
 		}, `no container with image "registry.example.com/check" in m/prod`, ErrNotFound},
+		{"kustomize patchesStrategicMerge lists the patch", func() ([]Change, error) {
+			return SetRestart(MapFiles{"o/kustomization.yaml": []byte("resources: [d.yaml]\npatchesStrategicMerge:\n- shipbot-restart.yaml\n"),
+				"o/d.yaml": []byte(deployment)}, with(kust, func(l *Location) { l.Path = "o" }), "t")
+		}, "o/kustomization.yaml lists shipbot-restart.yaml under patchesStrategicMerge", nil},
+		{"kustomize no workload runs the image", func() ([]Change, error) {
+			return SetRestart(files, with(kust, func(l *Location) { l.Image = "registry.example.com/worker2" }), "t")
+		}, "no Deployment, StatefulSet, DaemonSet or Rollout in k/prod runs registry.example.com/worker2", ErrNoWorkload},
+		{"kustomize base missing", func() ([]Change, error) {
+			return SetRestart(MapFiles{"o/kustomization.yaml": []byte("resources:\n- ../base\n- https://github.com/x/y//deploy?ref=v1\n")},
+				with(kust, func(l *Location) { l.Path = "o" }), "t")
+		}, "no Deployment, StatefulSet, DaemonSet or Rollout in o runs registry.example.com/checkout (base (in o/kustomization.yaml) is not in the repo; the remote base https://github.com/x/y//deploy?ref=v1 was not read)", ErrNotFound},
+		{"kustomize stale entry left over", func() ([]Change, error) {
+			return SetRestart(MapFiles{"o/kustomization.yaml": []byte("resources: [d.yaml]\npatches:\n- path: shipbot-restart.yaml\n  target: {kind: Deployment, name: checkout}\n- path: shipbot-restart.yaml\n  target: {kind: Deployment, name: gone}\n"),
+				"o/d.yaml": []byte(deployment)}, with(kust, func(l *Location) { l.Path = "o" }), "t")
+		}, "patches[1] (shipbot-restart.yaml, target {kind: Deployment, name: gone}) applies shipbot's restart patch to workloads that don't run registry.example.com/checkout; remove that entry", nil},
+		{"manifest only a CronJob and a Job", func() ([]Change, error) {
+			return SetRestart(MapFiles{"j.yaml": []byte("kind: CronJob\nmetadata: {name: report}\nspec: {jobTemplate: {spec: {template: {spec: {containers: [{image: app}]}}}}}\n---\nkind: Job\nmetadata: {name: migrate}\nspec: {template: {spec: {containers: [{image: app}]}}}\n")},
+				Location{Layout: LayoutManifest, Path: "j.yaml", Image: "app"}, "t")
+		}, "no Deployment, StatefulSet, DaemonSet or Rollout in j.yaml runs app (CronJob/report runs it, but a CronJob's next run starts fresh pods anyway, so a restart would not restart anything running; Job/migrate runs it, but a Job's pod template is immutable)", ErrNoWorkload},
 		{"kustomize restart no overlay", func() ([]Change, error) {
 			return SetRestart(files, with(kust, func(l *Location) { l.Path = "k/nope" }), "x")
 		}, "no kustomization.yaml in k/nope", ErrNotFound},
@@ -378,17 +405,25 @@ func TestEdits(t *testing.T) {
 		{"kustomize null images", LayoutKustomize, "tag", "1.4.2",
 			"resources:\n  - a\nimages:\nnamespace: x\n", "resources:\n  - a\nimages:\n  - name: app\n    newTag: 1.4.2\nnamespace: x\n"},
 		{"kustomize null patches", LayoutKustomize, "restart", "t",
-			"patches: # none yet\nimages: []\n", "patches: # none yet\n  - path: shipbot-restart.yaml\n    target:\n      kind: Deployment\nimages: []\n"},
+			"resources: [d.yaml]\npatches: # none yet\nimages: []\n", "resources: [d.yaml]\npatches: # none yet\n  - path: shipbot-restart.yaml\n    target:\n      kind: Deployment\n      name: app\nimages: []\n"},
 		{"kustomize flow patches", LayoutKustomize, "restart", "t",
-			"patches: [{path: a.yaml}]\n", "patches: [{path: a.yaml}, {path: shipbot-restart.yaml, target: {kind: Deployment}}]\n"},
-		{"kustomize patchesStrategicMerge lists it", LayoutKustomize, "restart", "t",
-			"patchesStrategicMerge:\n- shipbot-restart.yaml\n", "patchesStrategicMerge:\n- shipbot-restart.yaml\n"},
+			"resources: [d.yaml]\npatches: [{path: a.yaml}]\n", "resources: [d.yaml]\npatches: [{path: a.yaml}, {path: shipbot-restart.yaml, target: {kind: Deployment, name: app}}]\n"},
+		{"kustomize flow blanket target made exact", LayoutKustomize, "restart", "t",
+			"resources: [d.yaml]\npatches: [{path: shipbot-restart.yaml, target: {kind: Deployment}}]\n", "resources: [d.yaml]\npatches: [{path: shipbot-restart.yaml, target: {kind: Deployment, name: app}}]\n"},
+		{"kustomize label selector target made exact", LayoutKustomize, "restart", "t",
+			"resources: [d.yaml]\npatches:\n- path: shipbot-restart.yaml\n  target:\n    kind: Deployment\n    labelSelector: tier=web\n",
+			"resources: [d.yaml]\npatches:\n- path: shipbot-restart.yaml\n  target:\n    kind: Deployment\n    name: app\n"},
+		{"kustomize entry without target gets one", LayoutKustomize, "restart", "t",
+			"resources: [d.yaml]\npatches:\n- path: ./shipbot-restart.yaml\n", "resources: [d.yaml]\npatches:\n- path: ./shipbot-restart.yaml\n  target:\n    kind: Deployment\n    name: app\n"},
 		{"manifest flow container", LayoutManifest, "tag", "1.4.2",
 			"kind: Deployment\nspec: {template: {spec: {containers: [{name: a, image: app:1}]}}}\n",
 			"kind: Deployment\nspec: {template: {spec: {containers: [{name: a, image: \"app:1.4.2\"}]}}}\n"},
 		{"manifest flow template restart", LayoutManifest, "restart", "t",
-			"kind: Job\nspec:\n  template: {spec: {containers: [{image: app}]}}\n",
-			"kind: Job\nspec:\n  template: {spec: {containers: [{image: app}]}, metadata: {annotations: {shipbot.io/restartedAt: \"t\"}}}\n"},
+			"kind: Deployment\nspec:\n  template: {spec: {containers: [{image: app}]}}\n",
+			"kind: Deployment\nspec:\n  template: {spec: {containers: [{image: app}]}, metadata: {annotations: {shipbot.io/restartedAt: \"t\"}}}\n"},
+		{"manifest rollout restartAt", LayoutManifest, "restart", "2026-11-21T10:00:00Z",
+			"apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nspec:\n  replicas: 2\n  template: {spec: {containers: [{image: app}]}}\n",
+			"apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nspec:\n  replicas: 2\n  template: {spec: {containers: [{image: app}]}}\n  restartAt: \"2026-11-21T10:00:00Z\"\n"},
 		{"manifest image without tag", LayoutManifest, "tag", "1.4.2",
 			"kind: DaemonSet\nspec:\n  template:\n    spec:\n      containers:\n      - image: app\n",
 			"kind: DaemonSet\nspec:\n  template:\n    spec:\n      containers:\n      - image: app:1.4.2\n"},
@@ -400,8 +435,8 @@ func TestEdits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := map[Layout]string{LayoutHelm: "values.yaml", LayoutKustomize: "kustomization.yaml", LayoutManifest: "m.yaml"}[tt.layout]
 			files := MapFiles{p: []byte(tt.before)}
-			if tt.name == "kustomize patchesStrategicMerge lists it" {
-				files[restartPatchFile] = []byte(restartPatchContent)
+			if tt.layout == LayoutKustomize {
+				files["d.yaml"] = []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  template:\n    spec:\n      containers: [{name: app, image: app:1}]\n")
 			}
 			loc := Location{Layout: tt.layout, Path: p, Image: "app"}
 			if tt.layout == LayoutKustomize {
@@ -555,4 +590,52 @@ func yamlUnmarshalString(s string, out *string) error {
 	return yaml.Unmarshal([]byte("v: "+s), &struct {
 		V *string `yaml:"v"`
 	}{out})
+}
+
+// TestHelmChartReads covers the check of a Helm restart against a chart in
+// the repo: a chart whose templates never mention the annotations key is
+// refused; anything the check can't judge cheaply is written as before.
+func TestHelmChartReads(t *testing.T) {
+	const reads = "kind: Deployment\nspec:\n  template:\n    metadata:\n      {{- with .Values.podAnnotations }}\n      annotations: {{- toYaml . | nindent 8 }}\n      {{- end }}\n"
+	const ignores = "apiVersion: apps/v1\nkind: Deployment\nspec:\n  template:\n    metadata:\n      labels: {app: x}\n"
+	tests := []struct {
+		name  string
+		files MapFiles
+		loc   Location
+		want  string // "" for success
+	}{
+		{"chart beside reads it", MapFiles{"a/values-prod.yaml": []byte("x: 1\n"), "a/chart/Chart.yaml": []byte("name: a\n"), "a/chart/templates/deployment.yaml": []byte(reads)},
+			Location{Layout: LayoutHelm, Path: "a/values-prod.yaml"}, ""},
+		{"chart beside never reads it", MapFiles{"a/values-prod.yaml": []byte("x: 1\n"), "a/chart/Chart.yaml": []byte("name: a\n"), "a/chart/templates/deployment.yaml": []byte(ignores), "a/chart/templates/_helpers.tpl": []byte("{{- define \"a.name\" -}}a{{- end }}\n")},
+			Location{Layout: LayoutHelm, Path: "a/values-prod.yaml"},
+			`the chart in a/chart never reads podAnnotations (no template in a/chart/templates mentions "podAnnotations"), so setting it would restart nothing: set annotationsPath to the values key its pod template's annotations come from`},
+		{"values in the chart, custom path not read", MapFiles{"c/values.yaml": []byte("x: 1\n"), "c/Chart.yaml": []byte("name: c\n"), "c/templates/deployment.yaml": []byte(reads)},
+			Location{Layout: LayoutHelm, Path: "c/values.yaml", AnnotationsPath: "server.extraPodAnnotations"},
+			`the chart in c never reads server.extraPodAnnotations (no template in c/templates mentions "extraPodAnnotations")`},
+		{"custom path read", MapFiles{"c/values.yaml": []byte("x: 1\n"), "c/Chart.yaml": []byte("name: c\n"), "c/templates/deployment.yaml": []byte(strings.ReplaceAll(reads, "podAnnotations", "server.extraPodAnnotations"))},
+			Location{Layout: LayoutHelm, Path: "c/values.yaml", AnnotationsPath: "server.extraPodAnnotations"}, ""},
+		{"chart with dependencies isn't judged", MapFiles{"a/values.yaml": []byte("x: 1\n"), "a/Chart.yaml": []byte("name: a\ndependencies:\n- name: common\n  repository: oci://example.com/charts\n"), "a/templates/deployment.yaml": []byte(ignores)},
+			Location{Layout: LayoutHelm, Path: "a/values.yaml"}, ""},
+		{"vendored subcharts aren't judged", MapFiles{"a/values.yaml": []byte("x: 1\n"), "a/Chart.yaml": []byte("name: a\n"), "a/charts/common-1.0.0.tgz": []byte("x"), "a/templates/deployment.yaml": []byte(ignores)},
+			Location{Layout: LayoutHelm, Path: "a/values.yaml"}, ""},
+		{"no workload at the top of templates isn't judged", MapFiles{"a/values.yaml": []byte("x: 1\n"), "a/Chart.yaml": []byte("name: a\n"), "a/templates/service.yaml": []byte("kind: Service\n")},
+			Location{Layout: LayoutHelm, Path: "a/values.yaml"}, ""},
+		{"no templates in the repo isn't judged", MapFiles{"a/values-dev.yaml": []byte("x: 1\n"), "a/chart/Chart.yaml": []byte("name: a\n")},
+			Location{Layout: LayoutHelm, Path: "a/values-dev.yaml"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			changes, err := SetRestart(tt.files, tt.loc, "2026-11-21T10:00:00Z")
+			if tt.want == "" {
+				if err != nil || len(changes) != 1 {
+					t.Fatalf("got %d changes, err %v; want the values file changed", len(changes), err)
+				}
+				return
+			}
+			checkErr(t, err, tt.want, ErrNotRead)
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("%v is not ErrNotFound", err)
+			}
+		})
+	}
 }

@@ -334,6 +334,80 @@ func modelWorkloads(docs []any, image string, fn func(tmpl any, containers []any
 	}
 }
 
+// restartTemplatePaths are the kinds a restart rolls, and where their pod
+// template is.
+var restartTemplatePaths = map[string][]string{
+	"Deployment": {"spec", "template"}, "StatefulSet": {"spec", "template"},
+	"DaemonSet": {"spec", "template"}, "Rollout": {"spec", "template"},
+}
+
+// modelRestart is what a restart of image does to manifests: the pod
+// template of every Deployment, StatefulSet and DaemonSet running image
+// gets the annotation; every Argo Rollout running it (itself, or through
+// the Deployment its workloadRef names, which is then left alone) gets
+// spec.restartAt; nothing else changes.
+func modelRestart(docs []any, image, value string) []any {
+	runs := func(d any, kind string) bool {
+		tp, ok := restartTemplatePaths[kind]
+		if !ok {
+			return false
+		}
+		found := false
+		for _, section := range []string{"containers", "initContainers"} {
+			items, _ := getKeys(getKeys(d, tp...), "spec", section).([]any)
+			for _, c := range items {
+				s, _ := mget(c, "image").(string)
+				if m := refPattern.FindStringSubmatch(s); m != nil && m[1] == image {
+					found = true
+				}
+			}
+		}
+		return found
+	}
+	str := func(v any) string { s, _ := v.(string); return s }
+	isRollout := func(d any) bool {
+		return str(mget(d, "kind")) == "Rollout" && strings.HasPrefix(str(mget(d, "apiVersion")), "argoproj.io/")
+	}
+	viaRollout := map[int]bool{}
+	restartAt := map[int]bool{}
+	for i, d := range docs {
+		if !isRollout(d) {
+			continue
+		}
+		if runs(d, "Rollout") {
+			restartAt[i] = true
+			continue
+		}
+		ref := getKeys(d, "spec", "workloadRef")
+		if _, ok := ref.(map[string]any); !ok {
+			continue
+		}
+		kind, name := str(mget(ref, "kind")), str(mget(ref, "name"))
+		if kind == "" {
+			kind = "Deployment"
+		}
+		ns := str(getKeys(d, "metadata", "namespace"))
+		for j, e := range docs {
+			ens := str(getKeys(e, "metadata", "namespace"))
+			if name != "" && str(mget(e, "kind")) == kind && str(getKeys(e, "metadata", "name")) == name &&
+				(ns == "" || ens == "" || ns == ens) && runs(e, kind) {
+				restartAt[i], viaRollout[j] = true, true
+			}
+		}
+	}
+	for i, d := range docs {
+		kind := str(mget(d, "kind"))
+		switch {
+		case restartAt[i]:
+			docs[i] = setKeys(d, []string{"spec", "restartAt"}, value)
+		case viaRollout[i] || kind == "Rollout" || !runs(d, kind):
+		default:
+			docs[i] = setKeys(d, append(append([]string(nil), restartTemplatePaths[kind]...), "metadata", "annotations", RestartAnnotation), value)
+		}
+	}
+	return docs
+}
+
 func FuzzSetTagManifest(f *testing.F) {
 	for i, b := range goldenSeeds(f, LayoutManifest, isYAML) {
 		f.Add(b, uint8(i), uint8(i))
@@ -405,6 +479,16 @@ func FuzzRestart(f *testing.F) {
 		f.Add(uint8(2), []byte(g.finish(g.doc(g.kustomizeTree()))), []byte(nil), uint8(0))
 	}
 	f.Add(uint8(2), []byte("patches:\n"), []byte("spec: {template: {}}\n"), uint8(0))
+	for i, k := range []string{
+		"resources: [../base]\n",
+		"resources:\n- ../../base\n- other.yaml\npatches:\n- path: shipbot-restart.yaml\n  target: {kind: Deployment}\n",
+		"resources: [other.yaml]\npatches: # restarts\n  - path: ./shipbot-restart.yaml\n    target:\n      kind: Deployment\n      labelSelector: app=checkout\n",
+		"resources: [../base]\nimages:\n- {name: registry.example.com/web, newName: checkout}\npatches: [{path: shipbot-restart.yaml, target: {kind: Deployment, name: checkout}}]\n",
+		"namespace: prod\nresources:\n- ../base\n- ../../base\npatches:\n- path: shipbot-restart-rollout.yaml\n",
+	} {
+		f.Add(uint8(2), []byte(k), []byte(nil), uint8(i))
+		f.Add(uint8(2), []byte(k), []byte(restartPatch), uint8(i))
+	}
 	f.Add(uint8(2), []byte("patchesStrategicMerge:\n- shipbot-restart.yaml\n"), []byte("spec:\n  template:\n    metadata: {annotations: {shipbot.io/restartedAt: x}}\n"), uint8(0))
 	f.Fuzz(func(t *testing.T, layout uint8, data, patch []byte, ii uint8) {
 		image := pick(fuzzImages, ii)
@@ -432,60 +516,159 @@ func FuzzRestart(f *testing.F) {
 				return
 			}
 			checkEdit(t, data, onlyChange(t, changes, "m.yaml").New, func(docs []any) []any {
-				for i, d := range docs {
-					kind, _ := mget(d, "kind").(string)
-					tp := fuzzTemplatePaths[kind]
-					modelWorkloads([]any{d}, image, func(any, []any) {
-						keys := append(append([]string(nil), tp...), "metadata", "annotations", RestartAnnotation)
-						docs[i] = setKeys(d, keys, fuzzRestartValue)
-					})
-				}
-				return docs
+				return modelRestart(docs, image, fuzzRestartValue)
 			})
 			checkIdempotent(t, files, changes, func(f Files) ([]Change, error) { return SetRestart(f, loc, fuzzRestartValue) })
 		case 2:
-			files := MapFiles{"o/kustomization.yaml": data}
-			if len(patch) > 0 {
-				files["o/"+restartPatchFile] = patch
-			}
-			loc := Location{Layout: LayoutKustomize, Path: "o", Image: image}
+			files := fuzzOverlay(data, patch)
+			loc := Location{Layout: LayoutKustomize, Path: fuzzOverlayDir, Image: image}
 			changes, err := SetRestart(files, loc, fuzzRestartValue)
 			if err != nil {
 				return
 			}
-			for _, c := range changes {
-				switch c.Path {
-				case "o/kustomization.yaml":
-					checkEdit(t, data, c.New, func(docs []any) []any {
-						if len(docs) == 0 {
-							docs = []any{nil}
-						}
-						items, _ := mget(docs[0], "patches").([]any)
-						docs[0] = mset(docs[0], "patches", append(items, map[string]any{
-							"path": restartPatchFile, "target": map[string]any{"kind": "Deployment"},
-						}))
-						return docs
-					})
-				case "o/" + restartPatchFile:
-					if len(patch) == 0 {
-						if c.Old != nil {
-							t.Fatal("new patch file has Old content")
-						}
-						docs, err := decodeDocs(c.New)
-						if err != nil || len(docs) != 1 || getKeys(docs[0], restartPatchKeys...) != fuzzRestartValue {
-							t.Fatalf("bad new patch file (%v):\n%s", err, c.New)
-						}
-						continue
-					}
-					checkEdit(t, patch, c.New, func(docs []any) []any {
-						docs[0] = setKeys(docs[0], restartPatchKeys, fuzzRestartValue)
-						return docs
-					})
-				default:
-					t.Fatalf("unexpected change to %s", c.Path)
-				}
-			}
+			checkKustomizeRestart(t, loc, files, changes)
 			checkIdempotent(t, files, changes, func(f Files) ([]Change, error) { return SetRestart(f, loc, fuzzRestartValue) })
 		}
 	})
+}
+
+// ---- kustomize restart ----
+
+const fuzzOverlayDir = "a/b/o"
+
+// fuzzWorkloads are the resources of the bases a fuzzed overlay may list
+// (../base, ../../base) and of its own other.yaml: the workloads a
+// restart may target, by kind and name.
+const fuzzWorkloads = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: checkout}
+spec:
+  template:
+    spec:
+      containers:
+      - {name: a, image: "registry.example.com/checkout:1"}
+      - {name: b, image: "localhost:5000/checkout:1"}
+      - {name: c, image: "checkout:1"}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers: [{name: web, image: "registry.example.com/web:1"}]
+`
+
+var fuzzTargets = map[string]bool{"Deployment/checkout": true, "Deployment/web": true, "StatefulSet/checkout": true, "StatefulSet/web": true, "StatefulSet/db": true, "Rollout/ro": true}
+
+// fuzzOverlay is an overlay at fuzzOverlayDir with kustomization data (and
+// shipbot's patch, when not empty), and bases it may list.
+func fuzzOverlay(data, patch []byte) MapFiles {
+	files := MapFiles{
+		fuzzOverlayDir + "/kustomization.yaml": data,
+		"a/base/kustomization.yaml":            []byte("resources: [w.yaml]\n"),
+		"a/base/w.yaml":                        []byte(fuzzWorkloads),
+		"a/b/base/kustomization.yaml":          []byte("resources:\n- w.yaml\n"),
+		"a/b/base/w.yaml":                      []byte(strings.ReplaceAll(fuzzWorkloads, "Deployment", "StatefulSet")),
+		fuzzOverlayDir + "/other.yaml": []byte("apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {name: ro}\n" +
+			"spec: {template: {spec: {containers: [{image: registry.example.com/checkout}]}}}\n---\n" +
+			"apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec: {template: {spec: {containers: [{image: checkout}]}}}\n"),
+	}
+	if len(patch) > 0 {
+		files[fuzzOverlayDir+"/"+restartPatchFile] = patch
+	}
+	return files
+}
+
+// withoutShipbotPatches removes shipbot's entries from the decoded
+// kustomization's patches (and patches itself when nothing is left), and
+// returns them.
+func withoutShipbotPatches(doc any) (rest any, entries []any) {
+	items, _ := mget(doc, "patches").([]any)
+	var others []any
+	for _, it := range items {
+		if p, ok := mget(it, "path").(string); ok && shipbotFile(p) != "" {
+			entries = append(entries, it)
+			continue
+		}
+		others = append(others, it)
+	}
+	if len(others) == 0 {
+		mdelete(doc, "patches")
+	} else {
+		doc = mset(doc, "patches", others)
+	}
+	return doc, entries
+}
+
+// checkKustomizeRestart asserts what a kustomize restart may change: the
+// kustomization only in shipbot's patches entries, each an exact target
+// (kind and name, nothing else) of a workload the overlay builds from,
+// with the right patch file for its kind; shipbot's patch files only in the
+// restart value (or created with it); and that a second run changes nothing.
+func checkKustomizeRestart(t *testing.T, loc Location, files MapFiles, changes []Change) {
+	t.Helper()
+	kpath := fuzzOverlayDir + "/kustomization.yaml"
+	data := files[kpath]
+	next := MapFiles{}
+	for p, b := range files {
+		next[p] = b
+	}
+	for _, c := range changes {
+		next[c.Path] = c.New
+		switch c.Path {
+		case kpath:
+		case fuzzOverlayDir + "/" + restartPatchFile, fuzzOverlayDir + "/" + rolloutPatchFile:
+			keys := restartPatchKeys
+			if strings.HasSuffix(c.Path, rolloutPatchFile) {
+				keys = rolloutRestartKeys
+			}
+			if c.Old == nil {
+				docs, err := decodeDocs(c.New)
+				if err != nil || len(docs) != 1 || getKeys(docs[0], keys...) != fuzzRestartValue {
+					t.Fatalf("bad new patch file %s (%v):\n%s", c.Path, err, c.New)
+				}
+				continue
+			}
+			checkEdit(t, c.Old, c.New, func(docs []any) []any {
+				docs[0] = setKeys(docs[0], keys, fuzzRestartValue)
+				return docs
+			})
+		default:
+			t.Fatalf("unexpected change to %s", c.Path)
+		}
+	}
+	// The kustomization: everything but shipbot's entries as it was.
+	old, err := decodeDocs(data)
+	if err != nil {
+		t.Fatalf("edit succeeded on input that doesn't decode (%v)", err)
+	}
+	got, err := decodeDocs(next[kpath])
+	if err != nil {
+		t.Fatalf("edit produced invalid YAML (%v):\n%s", err, next[kpath])
+	}
+	if len(old) == 0 {
+		old = []any{map[string]any{}}
+	}
+	oldRest, _ := withoutShipbotPatches(old[0])
+	gotRest, entries := withoutShipbotPatches(got[0])
+	if d := cmp.Diff(oldRest, gotRest, cmpopts.EquateNaNs(), cmpopts.EquateEmpty()); d != "" {
+		t.Fatalf("restart changed the kustomization outside shipbot's patches (-want +got):\n%s\nbefore:\n%q\nafter:\n%q", d, data, next[kpath])
+	}
+	checkComments(t, data, next[kpath])
+	if len(entries) == 0 {
+		t.Fatalf("no shipbot patches entry after a restart:\n%s", next[kpath])
+	}
+	for _, e := range entries {
+		target, ok := mget(e, "target").(map[string]any)
+		kind, _ := mget(target, "kind").(string)
+		name, _ := mget(target, "name").(string)
+		if !ok || len(target) != 2 || !fuzzTargets[kind+"/"+name] {
+			t.Fatalf("patches entry %v is not an exact target of a workload:\n%s", e, next[kpath])
+		}
+		if want := map[bool]string{true: rolloutPatchFile, false: restartPatchFile}[kind == "Rollout"]; shipbotFile(mget(e, "path").(string)) != want {
+			t.Fatalf("patches entry %v applies the wrong patch file (want %s)", e, want)
+		}
+	}
+	checkIdempotent(t, files, changes, func(f Files) ([]Change, error) { return SetRestart(f, loc, fuzzRestartValue) })
 }

@@ -46,7 +46,7 @@ var plainVocab = map[string]bool{
 	"a b c": true, "IfNotPresent": true, "Deployment": true, "shipbot-restart.yaml": true,
 	"../base": true, "other.yaml": true, "registry.example.com/checkout:1.4.1": true,
 	"registry.example.com/other:2": true, "localhost:5000/checkout:2": true, "apps/v1": true,
-	"enabled": true, "app": true, "web": true,
+	"enabled": true, "app": true, "web": true, "argoproj.io/v1alpha1": true,
 }
 
 var scalarVocab = []string{"1.4.1", "x", "a b c", "IfNotPresent", "1.10", "true", "it's", `say "hi"`, "", "#hash", "a: b", "[x]"}
@@ -361,7 +361,7 @@ func (g *gen) container() *gnode {
 }
 
 func (g *gen) manifestDoc() *gnode {
-	kind := []string{"Deployment", "StatefulSet", "CronJob", "Service", "Job"}[g.r.Intn(5)]
+	kind := []string{"Deployment", "StatefulSet", "CronJob", "Service", "Job", "DaemonSet", "Rollout", "ReplicaSet"}[g.r.Intn(8)]
 	podSpec := gmap("containers", gseq(g.container()))
 	if g.chance(0.5) {
 		podSpec.items = nil
@@ -378,7 +378,11 @@ func (g *gen) manifestDoc() *gnode {
 	default:
 		spec = gmap("template", g.shuffled(tmpl, 2))
 	}
-	return g.shuffled(gmap("apiVersion", gs("apps/v1"), "kind", gs(kind), "metadata", gmap("name", gs("web")), "spec", g.shuffled(spec, 1)), 0)
+	apiVersion := "apps/v1"
+	if kind == "Rollout" {
+		apiVersion = "argoproj.io/v1alpha1"
+	}
+	return g.shuffled(gmap("apiVersion", gs(apiVersion), "kind", gs(kind), "metadata", gmap("name", gs("web")), "spec", g.shuffled(spec, 1)), 0)
 }
 
 // ---- the tests ----
@@ -467,7 +471,10 @@ func TestGeneratedKustomize(t *testing.T) {
 				return docs
 			})
 		}
-		changes, err = SetRestart(files, loc, fuzzRestartValue)
+		// The restart, with the bases the overlay may list.
+		rfiles := fuzzOverlay(src, nil)
+		rloc := Location{Layout: LayoutKustomize, Path: fuzzOverlayDir, Image: image}
+		changes, err = SetRestart(rfiles, rloc, fuzzRestartValue)
 		if !acceptable(err) {
 			t.Fatalf("seed %d restart: %v\n%s", seed, err, src)
 		}
@@ -475,18 +482,7 @@ func TestGeneratedKustomize(t *testing.T) {
 			continue
 		}
 		ok++
-		for _, c := range changes {
-			if c.Path != "o/kustomization.yaml" {
-				continue
-			}
-			checkEdit(t, src, c.New, func(docs []any) []any {
-				items, _ := mget(docs[0], "patches").([]any)
-				docs[0] = mset(docs[0], "patches", append(items, map[string]any{
-					"path": restartPatchFile, "target": map[string]any{"kind": "Deployment"},
-				}))
-				return docs
-			})
-		}
+		checkKustomizeRestart(t, rloc, rfiles, changes)
 	}
 	t.Logf("%d of %d edits succeeded", ok, 2**genRuns)
 }
@@ -530,15 +526,7 @@ func TestGeneratedManifest(t *testing.T) {
 		}
 		ok++
 		checkEdit(t, src, onlyChange(t, changes, "m.yaml").New, func(docs []any) []any {
-			for i, d := range docs {
-				kind, _ := mget(d, "kind").(string)
-				tp := fuzzTemplatePaths[kind]
-				modelWorkloads([]any{d}, image, func(any, []any) {
-					keys := append(append([]string(nil), tp...), "metadata", "annotations", RestartAnnotation)
-					docs[i] = setKeys(d, keys, fuzzRestartValue)
-				})
-			}
-			return docs
+			return modelRestart(docs, image, fuzzRestartValue)
 		})
 	}
 	t.Logf("%d of %d edits succeeded", ok, 2**genRuns)

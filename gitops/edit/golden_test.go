@@ -32,6 +32,9 @@ type goldenCase struct {
 	Value           string `yaml:"value"`
 	Removed         int    `yaml:"removed"`
 	Added           int    `yaml:"added"`
+	// Error, when set, is the error the operation must fail with (an
+	// ErrNotFound); the case then has no after/ tree.
+	Error string `yaml:"error"`
 }
 
 func (c goldenCase) loc() Location {
@@ -152,6 +155,15 @@ func TestGolden(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			before := readTree(t, filepath.Join(c.dir, "before"))
 			changes, err := c.run(before)
+			if c.Error != "" {
+				if err == nil || err.Error() != c.Error || !errors.Is(err, ErrNotFound) {
+					t.Fatalf("%s %s: got %d changes, err %v; want ErrNotFound %q", c.Op, c.Value, len(changes), err, c.Error)
+				}
+				if after := readTree(t, filepath.Join(c.dir, "after")); after != nil {
+					t.Errorf("a case that fails has an after/ tree")
+				}
+				return
+			}
 			if err != nil {
 				t.Fatalf("%s %s: %v", c.Op, c.Value, err)
 			}
@@ -191,6 +203,9 @@ func TestGolden(t *testing.T) {
 // removes and adds that many lines, no more.
 func TestGoldenMinimal(t *testing.T) {
 	for _, c := range goldenCases(t) {
+		if c.Error != "" {
+			continue
+		}
 		t.Run(c.name, func(t *testing.T) {
 			before := readTree(t, filepath.Join(c.dir, "before"))
 			after := readTree(t, filepath.Join(c.dir, "after"))

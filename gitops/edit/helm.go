@@ -1,9 +1,12 @@
 package edit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
+	"regexp"
 
 	"gopkg.in/yaml.v3"
 )
@@ -105,6 +108,9 @@ func helmSetRestart(f Files, loc Location, value string) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkChartReads(f, loc); err != nil {
+		return nil, err
+	}
 	changed, err := y.setPath(0, nil, y.root(0), restartKeys(loc), value, modeQuoted)
 	if err != nil {
 		return nil, fmt.Errorf("set %s[%q] in %s: %w", loc.AnnotationsPath, RestartAnnotation, y.path, err)
@@ -113,4 +119,68 @@ func helmSetRestart(f Files, loc Location, value string) ([]Change, error) {
 		return nil, unchangedf("%s in %s is already %s", RestartAnnotation, y.path, value)
 	}
 	return collect(y)
+}
+
+// ErrNotRead: the chart next to a Helm values file never reads the values
+// key a restart would set, so the restart would change nothing. It wraps
+// ErrNotFound.
+var ErrNotRead = fmt.Errorf("the chart doesn't read the key: %w", ErrNotFound)
+
+// workloadKindRE finds a workload a chart template renders.
+var workloadKindRE = regexp.MustCompile(`(?m)^\s*kind:\s*["']?(Deployment|StatefulSet|DaemonSet|Rollout)\b`)
+
+// checkChartReads is the check of a Helm restart that needs no rendering:
+// when the chart is in the repo next to the values file (the values file in
+// the chart's directory, or a chart/ directory beside it), has no
+// dependencies, and its templates directory renders a workload, some
+// template must mention the last key of AnnotationsPath; otherwise setting
+// it would change no pod template, and the restart is refused (ErrNotRead).
+// Anything it can't judge cheaply (no chart found, subcharts or library
+// charts, templates only in subdirectories) passes: the restart is written
+// as before.
+func checkChartReads(f Files, loc Location) error {
+	dir := path.Dir(loc.Path)
+	chart := ""
+	var meta []byte
+	for _, d := range []string{dir, path.Join(dir, "chart")} {
+		if b, err := f.ReadFile(path.Join(d, "Chart.yaml")); err == nil {
+			chart, meta = d, b
+			break
+		}
+	}
+	if chart == "" {
+		return nil
+	}
+	var c struct {
+		Dependencies []any `yaml:"dependencies"`
+	}
+	if yaml.Unmarshal(meta, &c) != nil || len(c.Dependencies) > 0 {
+		return nil
+	}
+	if names, err := f.ReadDir(path.Join(chart, "charts")); err == nil && len(names) > 0 {
+		return nil
+	}
+	tdir := path.Join(chart, "templates")
+	names, err := f.ReadDir(tdir)
+	if err != nil {
+		return nil
+	}
+	keys, _ := splitPath(loc.AnnotationsPath)
+	key := []byte(keys[len(keys)-1])
+	workload := false
+	for _, n := range names {
+		b, err := f.ReadFile(path.Join(tdir, n))
+		if err != nil {
+			return nil
+		}
+		if bytes.Contains(b, key) {
+			return nil
+		}
+		workload = workload || workloadKindRE.Match(b)
+	}
+	if !workload {
+		return nil
+	}
+	return &sentinelError{fmt.Sprintf("the chart in %s never reads %s (no template in %s mentions %q), so setting it would restart nothing: set annotationsPath to the values key its pod template's annotations come from",
+		chart, loc.AnnotationsPath, tdir, key), ErrNotRead}
 }

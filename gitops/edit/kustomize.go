@@ -5,32 +5,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"sort"
 
 	"gopkg.in/yaml.v3"
 )
 
 // kustomizationNames are the file names kustomize accepts, in its order.
 var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
-
-// restartPatchFile is the strategic-merge patch shipbot owns in an overlay.
-const restartPatchFile = "shipbot-restart.yaml"
-
-// restartPatch is the content of a new restart patch; %s is the quoted value.
-const restartPatch = "# Managed by shipbot: bumping this annotation restarts the pods. Edit with `/ship restart`.\n" +
-	`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: shipbot-restart # kustomize applies this patch to every Deployment of the overlay (see target)
-spec:
-  template:
-    metadata:
-      annotations:
-        ` + RestartAnnotation + `: %s
-`
-
-// restartPatchKeys is where the annotation sits in the restart patch.
-var restartPatchKeys = []string{"spec", "template", "metadata", "annotations", RestartAnnotation}
 
 // findKustomization returns the path and content of the overlay's
 // kustomization file.
@@ -214,146 +194,4 @@ func kustomizeSetTag(f Files, loc Location, tag string) ([]Change, error) {
 		return nil, unchangedf("image %q in %s already has newTag %s", loc.Image, y.path, tag)
 	}
 	return collect(y)
-}
-
-// patchListed reports whether the kustomization already applies the
-// restart patch (as a patches entry, or the legacy patchesStrategicMerge).
-func patchListed(y *yfile) (bool, error) {
-	root := y.root(0)
-	for _, key := range []string{"patches", "patchesStrategicMerge"} {
-		seq, err := get(root, key)
-		if err != nil {
-			return false, fmt.Errorf("%s: %w", y.path, err)
-		}
-		if seq == nil || seq.Kind != yaml.SequenceNode {
-			continue
-		}
-		for _, it := range seq.Content {
-			n := it
-			if key == "patches" {
-				if n, err = get(it, "path"); err != nil {
-					return false, fmt.Errorf("%s: %w", y.path, err)
-				}
-			}
-			if p, ok := scalarString(n); ok && path.Clean(p) == restartPatchFile {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
-}
-
-// kustomizeSetRestart sets the annotation in the overlay's restart patch,
-// creating the patch (and its patches entry) on first use.
-func kustomizeSetRestart(f Files, loc Location, value string) ([]Change, error) {
-	y, err := readKustomization(f, loc.Path)
-	if err != nil {
-		return nil, err
-	}
-	patchPath := path.Join(loc.Path, restartPatchFile)
-	var changes []Change
-	var py *yfile
-	b, err := f.ReadFile(patchPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		changes = append(changes, Change{Path: patchPath, New: fmt.Appendf(nil, restartPatch, doubleQuote(value))})
-	case err != nil:
-		return nil, err
-	default:
-		if py, err = parseYAML(patchPath, b); err != nil {
-			return nil, err
-		}
-		root := py.root(0)
-		if root == nil || root.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("%s is not a Deployment patch", patchPath)
-		}
-		if _, err := py.setPath(0, nil, root, restartPatchKeys, value, modeQuoted); err != nil {
-			return nil, fmt.Errorf("set %s in %s: %w", RestartAnnotation, patchPath, err)
-		}
-	}
-
-	listed, err := patchListed(y)
-	if err != nil {
-		return nil, err
-	}
-	if !listed {
-		if err := addPatchEntry(y); err != nil {
-			return nil, fmt.Errorf("add %s to the patches of %s: %w", restartPatchFile, y.path, err)
-		}
-	}
-	files := []*yfile{y}
-	if py != nil {
-		files = append(files, py)
-	}
-	edited, err := collect(files...)
-	if err != nil {
-		return nil, err
-	}
-	changes = append(changes, edited...)
-	if len(changes) == 0 {
-		return nil, unchangedf("%s in %s is already %s", RestartAnnotation, patchPath, value)
-	}
-	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
-	return changes, nil
-}
-
-// addPatchEntry adds the restart patch, targeting every Deployment, to the
-// kustomization's patches.
-func addPatchEntry(y *yfile) error {
-	item := newMap("path", newScalar(restartPatchFile, false),
-		"target", newMap("kind", newScalar("Deployment", false)))
-	root := y.root(0)
-	if root == nil {
-		return y.appendToFile("patches", newSeq(item))
-	}
-	k, err := lookup(root, "patches")
-	if err != nil {
-		return err
-	}
-	if k < 0 {
-		if hasMergeKey(root) {
-			return fmt.Errorf("%w: the kustomization has a merge key (<<)", errUnsupported)
-		}
-		return y.insertEntry(0, nil, root, "patches", newSeq(item))
-	}
-	switch v := root.Content[k+1]; {
-	case isNull(v):
-		return y.fillNull(0, []any{"patches"}, root, k, newSeq(item))
-	case v.Kind == yaml.SequenceNode:
-		return y.appendItem(0, []any{"patches"}, v, item)
-	default:
-		return fmt.Errorf("patches is a %s, not a list", kindName(v))
-	}
-}
-
-func kustomizeCurrentRestart(f Files, loc Location) (string, error) {
-	if _, _, err := findKustomization(f, loc.Path); err != nil {
-		return "", err
-	}
-	patchPath := path.Join(loc.Path, restartPatchFile)
-	b, err := f.ReadFile(patchPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	py, err := parseYAML(patchPath, b)
-	if err != nil {
-		return "", err
-	}
-	n, err := getPath(py.root(0), restartPatchKeys...)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", patchPath, err)
-	}
-	v, _ := scalarString(n)
-	return v, nil
-}
-
-func kustomizeInputs(f Files, loc Location) ([]string, error) {
-	p, _, err := findKustomization(f, loc.Path)
-	if err != nil {
-		return nil, err
-	}
-	return []string{p, path.Join(loc.Path, restartPatchFile)}, nil
 }

@@ -259,33 +259,86 @@ func manifestSetTag(f Files, loc Location, tag string) ([]Change, error) {
 
 var templateRestartKeys = []string{"metadata", "annotations", RestartAnnotation}
 
+// rolloutRestartKeys is Argo Rollouts' restart field.
+var rolloutRestartKeys = []string{"spec", "restartAt"}
+
+// manifestRestartTargets parses the manifest files of loc and selects the
+// workloads a restart rolls (see selectRestart).
+func manifestRestartTargets(f Files, loc Location) ([]*yfile, []*resource, error) {
+	paths, err := manifestFiles(f, loc)
+	if err != nil {
+		return nil, nil, err
+	}
+	var files []*yfile
+	var res []*resource
+	for _, p := range paths {
+		b, err := f.ReadFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		y, err := parseYAML(p, b)
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, y)
+		for d := range y.docs {
+			r, err := readResource(y, d)
+			if err != nil {
+				return nil, nil, err
+			}
+			if r != nil {
+				res = append(res, r)
+			}
+		}
+	}
+	sel, err := selectRestart(res, loc.Image)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(sel.targets) == 0 {
+		return nil, nil, sel.noWorkload(loc.Path, loc.Image, nil)
+	}
+	return files, sel.targets, nil
+}
+
+// restartField returns the mapping that holds r's restart field, its
+// generic path, and the keys of the field below it.
+func restartField(r *resource) (m *yaml.Node, gpath []any, keys []string) {
+	if r.rollout() {
+		return r.root, nil, rolloutRestartKeys
+	}
+	tmpl, _ := getPath(r.root, "spec", "template")
+	return tmpl, []any{"spec", "template"}, templateRestartKeys
+}
+
 func manifestCurrentRestart(f Files, loc Location) (string, error) {
-	_, ws, err := loadWorkloads(f, loc)
+	_, ts, err := manifestRestartTargets(f, loc)
 	if err != nil {
 		return "", err
 	}
-	if len(ws) == 0 {
-		return "", notFoundf("no container with image %q in %s", loc.Image, loc.Path)
-	}
-	n, err := getPath(ws[0].tmpl, templateRestartKeys...)
+	m, _, keys := restartField(ts[0])
+	n, err := getPath(m, keys...)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", ws[0].y.path, err)
+		return "", fmt.Errorf("%s: %w", ts[0].y.path, err)
 	}
 	v, _ := scalarString(n)
 	return v, nil
 }
 
+// manifestSetRestart sets the restart field of every Deployment,
+// StatefulSet, DaemonSet and Rollout running loc.Image (see selectRestart).
 func manifestSetRestart(f Files, loc Location, value string) ([]Change, error) {
-	files, ws, err := loadWorkloads(f, loc)
+	files, ts, err := manifestRestartTargets(f, loc)
 	if err != nil {
 		return nil, err
 	}
-	if len(ws) == 0 {
-		return nil, notFoundf("no container with image %q in %s", loc.Image, loc.Path)
-	}
-	for _, w := range ws {
-		if _, err := w.y.setPath(w.doc, w.tmplPath, w.tmpl, templateRestartKeys, value, modeQuoted); err != nil {
-			return nil, fmt.Errorf("set %s on %s in %s: %w", RestartAnnotation, w.desc, w.y.path, err)
+	for _, r := range ts {
+		m, gpath, keys := restartField(r)
+		if m == nil || m.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s in %s has no pod template mapping", r, r.y.path)
+		}
+		if _, err := r.y.setPath(r.doc, gpath, m, keys, value, modeQuoted); err != nil {
+			return nil, fmt.Errorf("set %s on %s in %s: %w", strings.Join(keys, "."), r, r.y.path, err)
 		}
 	}
 	changes, err := collect(files...)

@@ -1,0 +1,596 @@
+package edit
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// A kustomize restart writes strategic-merge patches shipbot owns in the
+// overlay and lists them under the kustomization's patches, one entry per
+// workload, each targeting its workload by kind and name (and namespace when
+// the resource sets one):
+//
+//	patches:
+//	- path: shipbot-restart.yaml
+//	  target:
+//	    kind: Deployment
+//	    name: checkout
+//
+// The workloads are found by reading the resources the overlay builds from
+// as kustomize would see them: the overlay's resources, bases and components,
+// followed through directories and files inside the repo (remote bases are
+// not fetched), with container images rewritten by the images: newName of
+// every kustomization on the way (see selectRestart for which kinds).
+// An entry of the old blanket form (target: {kind: Deployment}, every
+// Deployment of the overlay) is rewritten into the exact form in place.
+
+// restartPatchFile is the patch that sets the pod-template annotation of
+// the Deployments, StatefulSets and DaemonSets its entries target.
+const restartPatchFile = "shipbot-restart.yaml"
+
+// rolloutPatchFile is the patch that sets spec.restartAt of the Argo
+// Rollouts its entries target.
+const rolloutPatchFile = "shipbot-restart-rollout.yaml"
+
+// restartPatch is the content of a new restart patch; %s is the quoted
+// value. With a target, kustomize applies it to the targeted workload
+// whatever its kind, keeping the workload's own kind and name.
+const restartPatch = "# Managed by shipbot: bumping this annotation restarts the pods. Edit with `/ship restart`.\n" +
+	`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: shipbot-restart ` + exactTargetComment + `
+spec:
+  template:
+    metadata:
+      annotations:
+        ` + RestartAnnotation + `: %s
+`
+
+// rolloutPatch is the content of a new Rollout restart patch.
+const rolloutPatch = "# Managed by shipbot: bumping restartAt makes Argo Rollouts restart the pods. Edit with `/ship restart`.\n" +
+	`apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: shipbot-restart ` + exactTargetComment + `
+spec:
+  restartAt: %s
+`
+
+const (
+	// blanketComment is what older shipbot versions wrote in the patch; it
+	// is replaced when the patch's entries are made exact.
+	blanketComment     = "# kustomize applies this patch to every Deployment of the overlay (see target)"
+	exactTargetComment = "# kustomize applies this patch to the workloads its patches entries target (kind and name)"
+)
+
+// restartPatchKeys is where the annotation sits in the restart patch.
+var restartPatchKeys = []string{"spec", "template", "metadata", "annotations", RestartAnnotation}
+
+// shipbotPatch is one of the patch files shipbot owns.
+type shipbotPatch struct {
+	file    string
+	keys    []string
+	content string
+	field   string // for messages
+}
+
+var (
+	annotationPatch = shipbotPatch{restartPatchFile, restartPatchKeys, restartPatch, RestartAnnotation}
+	restartAtPatch  = shipbotPatch{rolloutPatchFile, rolloutRestartKeys, rolloutPatch, "spec.restartAt"}
+)
+
+func patchFor(r *resource) shipbotPatch {
+	if r.rollout() {
+		return restartAtPatch
+	}
+	return annotationPatch
+}
+
+// ---- reading the resources ------------------------------------------------
+
+// kresources reads the resources of an overlay.
+type kresources struct {
+	f     Files
+	res   []*resource
+	notes []string // what wasn't read, for messages
+	seen  map[string]bool
+}
+
+// isRemote reports whether a resources entry names a remote base (a URL or
+// a go-getter style repository) rather than a path in the repo.
+func isRemote(s string) bool {
+	for _, p := range []string{"git@", "git::", "github.com/", "gitlab.com/", "bitbucket.org/"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return strings.Contains(s, "://") || strings.Contains(s, "?ref=") || strings.Contains(s, "?version=")
+}
+
+// imageRenames returns the images: entries of a kustomization that rename
+// an image (name -> newName).
+func imageRenames(y *yfile) map[string]string {
+	m := map[string]string{}
+	images, _ := get(y.root(0), "images")
+	if images == nil || images.Kind != yaml.SequenceNode {
+		return m
+	}
+	for _, it := range images.Content {
+		n, _ := get(it, "name")
+		nn, _ := get(it, "newName")
+		name, ok1 := scalarString(n)
+		newName, ok2 := scalarString(nn)
+		if ok1 && ok2 {
+			m[name] = newName
+		}
+	}
+	return m
+}
+
+// walk reads the kustomization in dir (y, already parsed) and what it lists.
+// renames are the rewrites of the kustomizations that include dir.
+func (b *kresources) walk(dir string, y *yfile, renames []map[string]string) error {
+	if b.seen[dir] {
+		return nil
+	}
+	b.seen[dir] = true
+	renames = append([]map[string]string{imageRenames(y)}, renames...)
+	root := y.root(0)
+	for _, key := range []string{"resources", "bases", "components"} {
+		seq, err := get(root, key)
+		if err != nil {
+			return fmt.Errorf("%s: %w", y.path, err)
+		}
+		if seq == nil || seq.Kind != yaml.SequenceNode {
+			continue
+		}
+		for _, it := range seq.Content {
+			s, ok := scalarString(it)
+			if !ok {
+				continue
+			}
+			if isRemote(s) {
+				b.notes = append(b.notes, fmt.Sprintf("the remote base %s was not read", s))
+				continue
+			}
+			p := path.Join(dir, s)
+			if p == ".." || strings.HasPrefix(p, "../") {
+				b.notes = append(b.notes, fmt.Sprintf("%s (in %s) is outside the repo", s, y.path))
+				continue
+			}
+			// A file first: reading p/kustomization.yaml when p is a file
+			// is not an fs.ErrNotExist in every Files.
+			data, err := b.f.ReadFile(p)
+			if errors.Is(err, fs.ErrNotExist) {
+				ky, kerr := readKustomization(b.f, p)
+				switch {
+				case kerr == nil:
+					if err := b.walk(p, ky, renames); err != nil {
+						return err
+					}
+				case errors.Is(kerr, ErrNotFound):
+					b.notes = append(b.notes, fmt.Sprintf("%s (in %s) is not in the repo", p, y.path))
+				default:
+					return kerr
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			ry, err := parseYAML(p, data)
+			if err != nil {
+				return err
+			}
+			for d := range ry.docs {
+				r, err := readResource(ry, d)
+				if err != nil {
+					return err
+				}
+				if r != nil {
+					r.renames = renames
+					b.res = append(b.res, r)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// kustomizeRestartTargets returns the workloads of the overlay a restart
+// rolls; ErrNoWorkload if there is none.
+func kustomizeRestartTargets(f Files, loc Location, y *yfile) ([]*resource, error) {
+	b := &kresources{f: f, seen: map[string]bool{}}
+	if err := b.walk(loc.Path, y, nil); err != nil {
+		return nil, err
+	}
+	sel, err := selectRestart(b.res, loc.Image)
+	if err != nil {
+		return nil, err
+	}
+	if len(sel.targets) == 0 {
+		return nil, sel.noWorkload(loc.Path, loc.Image, b.notes)
+	}
+	return sel.targets, nil
+}
+
+// ---- the patches entries ------------------------------------------------------
+
+// patchEntry is an entry of the kustomization's patches that applies one of
+// shipbot's patch files.
+type patchEntry struct {
+	idx    int
+	item   *yaml.Node
+	file   string
+	target *yaml.Node // nil if the entry has no target
+}
+
+// wantEntry is the exact entry for one workload.
+type wantEntry struct {
+	patch                 shipbotPatch
+	kind, name, namespace string
+	desc                  string
+}
+
+func (w wantEntry) targetFields() map[string]string {
+	m := map[string]string{"kind": w.kind, "name": w.name}
+	if w.namespace != "" {
+		m["namespace"] = w.namespace
+	}
+	return m
+}
+
+func (w wantEntry) targetNode() *newNode {
+	kv := []any{"kind", newScalar(w.kind, false), "name", newScalar(w.name, false)}
+	if w.namespace != "" {
+		kv = append(kv, "namespace", newScalar(w.namespace, false))
+	}
+	return newMap(kv...)
+}
+
+// exact reports whether e applies w's patch to exactly w's workload.
+func (e patchEntry) exact(w wantEntry) bool {
+	if e.file != w.patch.file || e.target == nil || e.target.Kind != yaml.MappingNode {
+		return false
+	}
+	want := w.targetFields()
+	if len(e.target.Content) != 2*len(want) {
+		return false
+	}
+	for i := 0; i+1 < len(e.target.Content); i += 2 {
+		v, ok := scalarString(e.target.Content[i+1])
+		if !ok || want[e.target.Content[i].Value] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (e patchEntry) String() string {
+	if e.target == nil {
+		return fmt.Sprintf("patches[%d] (%s, no target)", e.idx, e.file)
+	}
+	var parts []string
+	for i := 0; i+1 < len(e.target.Content); i += 2 {
+		v, _ := scalarString(e.target.Content[i+1])
+		parts = append(parts, e.target.Content[i].Value+": "+v)
+	}
+	return fmt.Sprintf("patches[%d] (%s, target {%s})", e.idx, e.file, strings.Join(parts, ", "))
+}
+
+// shipbotFile returns which of shipbot's patch files p names, "" if none.
+func shipbotFile(p string) string {
+	switch path.Clean(p) {
+	case restartPatchFile:
+		return restartPatchFile
+	case rolloutPatchFile:
+		return rolloutPatchFile
+	}
+	return ""
+}
+
+// shipbotEntries returns the entries of patches that apply shipbot's files.
+func shipbotEntries(y *yfile) ([]patchEntry, error) {
+	seq, err := get(y.root(0), "patches")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", y.path, err)
+	}
+	if seq == nil || seq.Kind != yaml.SequenceNode {
+		return nil, nil
+	}
+	var out []patchEntry
+	for i, it := range seq.Content {
+		pn, err := get(it, "path")
+		if err != nil {
+			return nil, fmt.Errorf("%s: patches[%d]: %w", y.path, i, err)
+		}
+		p, _ := scalarString(pn)
+		file := shipbotFile(p)
+		if file == "" {
+			continue
+		}
+		tn, err := get(it, "target")
+		if err != nil {
+			return nil, fmt.Errorf("%s: patches[%d]: %w", y.path, i, err)
+		}
+		out = append(out, patchEntry{idx: i, item: it, file: file, target: tn})
+	}
+	return out, nil
+}
+
+// strategicMergeListed returns the shipbot files the legacy
+// patchesStrategicMerge lists.
+func strategicMergeListed(y *yfile) ([]string, error) {
+	seq, err := get(y.root(0), "patchesStrategicMerge")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", y.path, err)
+	}
+	if seq == nil || seq.Kind != yaml.SequenceNode {
+		return nil, nil
+	}
+	var out []string
+	for _, it := range seq.Content {
+		if p, ok := scalarString(it); ok && shipbotFile(p) != "" {
+			out = append(out, shipbotFile(p))
+		}
+	}
+	return out, nil
+}
+
+// retarget rewrites the stale entry e into the exact entry w.
+func retarget(y *yfile, e patchEntry, w wantEntry) error {
+	gp := []any{"patches", e.idx}
+	if e.item.Kind != yaml.MappingNode {
+		return fmt.Errorf("patches[%d] is not a mapping", e.idx)
+	}
+	if e.file != w.patch.file {
+		if _, err := y.setPath(0, gp, e.item, []string{"path"}, w.patch.file, modeTag); err != nil {
+			return err
+		}
+	}
+	if e.target == nil {
+		return y.insertEntry(0, gp, e.item, "target", w.targetNode())
+	}
+	if isNull(e.target) {
+		ti, err := lookup(e.item, "target")
+		if err != nil {
+			return err
+		}
+		return y.fillNull(0, gp, e.item, ti, w.targetNode())
+	}
+	if e.target.Kind != yaml.MappingNode {
+		return fmt.Errorf("patches[%d].target is a %s, not a mapping", e.idx, kindName(e.target))
+	}
+	tp := append(gp, "target")
+	want := w.targetFields()
+	// Drop what doesn't belong in an exact target (labelSelector, group,
+	// version, a namespace the resource doesn't set), last first so the
+	// indexes stay valid.
+	for i := len(e.target.Content) - 2; i >= 0; i -= 2 {
+		if _, ok := want[e.target.Content[i].Value]; !ok {
+			if err := y.deleteEntry(0, tp, e.target, i); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range []string{"kind", "name", "namespace"} {
+		if v, ok := want[k]; ok {
+			if _, err := y.setPath(0, tp, e.target, []string{k}, v, modeTag); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// addEntries appends new exact entries to the kustomization's patches.
+func addEntries(y *yfile, ws []wantEntry) error {
+	var items []*newNode
+	for _, w := range ws {
+		items = append(items, newMap("path", newScalar(w.patch.file, false), "target", w.targetNode()))
+	}
+	root := y.root(0)
+	if root == nil {
+		return y.appendToFile("patches", newSeq(items...))
+	}
+	k, err := lookup(root, "patches")
+	if err != nil {
+		return err
+	}
+	if k < 0 {
+		if hasMergeKey(root) {
+			return fmt.Errorf("%w: the kustomization has a merge key (<<)", errUnsupported)
+		}
+		return y.insertEntry(0, nil, root, "patches", newSeq(items...))
+	}
+	switch v := root.Content[k+1]; {
+	case isNull(v):
+		return y.fillNull(0, []any{"patches"}, root, k, newSeq(items...))
+	case v.Kind == yaml.SequenceNode:
+		for _, it := range items {
+			if err := y.appendItem(0, []any{"patches"}, v, it); err != nil {
+				return err
+			}
+		}
+		return nil
+	default:
+		return fmt.Errorf("patches is a %s, not a list", kindName(v))
+	}
+}
+
+// ---- the operations -----------------------------------------------------------
+
+// kustomizeSetRestart sets the restart value in shipbot's patches and makes
+// the kustomization apply them to exactly the app's workloads.
+func kustomizeSetRestart(f Files, loc Location, value string) ([]Change, error) {
+	y, err := readKustomization(f, loc.Path)
+	if err != nil {
+		return nil, err
+	}
+	if listed, err := strategicMergeListed(y); err != nil {
+		return nil, err
+	} else if len(listed) > 0 {
+		return nil, fmt.Errorf("%s lists %s under patchesStrategicMerge, which applies it to a Deployment named shipbot-restart, not to the app's workloads: remove that entry and shipbot will list it under patches with exact targets", y.path, listed[0])
+	}
+	targets, err := kustomizeRestartTargets(f, loc, y)
+	if err != nil {
+		return nil, err
+	}
+	var wants []wantEntry
+	var needed []shipbotPatch
+	for _, r := range targets {
+		p := patchFor(r)
+		wants = append(wants, wantEntry{patch: p, kind: r.kind, name: r.name, namespace: r.namespace, desc: r.String()})
+		if len(needed) == 0 || (len(needed) == 1 && needed[0].file != p.file) {
+			needed = append(needed, p)
+		}
+	}
+	sort.Slice(needed, func(i, j int) bool { return needed[i].file < needed[j].file })
+
+	entries, err := shipbotEntries(y)
+	if err != nil {
+		return nil, err
+	}
+	used := make([]bool, len(entries))
+	var missing []wantEntry
+	for _, w := range wants {
+		found := false
+		for i, e := range entries {
+			if !used[i] && e.exact(w) {
+				used[i], found = true, true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, w)
+		}
+	}
+	// Stale entries (the old blanket form, a workload renamed) are
+	// rewritten in place for the missing ones; new entries are appended.
+	for i, e := range entries {
+		if used[i] {
+			continue
+		}
+		if len(missing) == 0 {
+			return nil, fmt.Errorf("%s: %s applies shipbot's restart patch to workloads that don't run %s; remove that entry", y.path, e, loc.Image)
+		}
+		if err := retarget(y, e, missing[0]); err != nil {
+			return nil, fmt.Errorf("retarget %s of %s to %s: %w", e, y.path, missing[0].desc, err)
+		}
+		missing = missing[1:]
+	}
+	if len(missing) > 0 {
+		if err := addEntries(y, missing); err != nil {
+			return nil, fmt.Errorf("add restart patches to %s: %w", y.path, err)
+		}
+	}
+
+	files := []*yfile{y}
+	var created []Change
+	for _, p := range needed {
+		pp := path.Join(loc.Path, p.file)
+		b, err := f.ReadFile(pp)
+		if errors.Is(err, fs.ErrNotExist) {
+			created = append(created, Change{Path: pp, New: fmt.Appendf(nil, p.content, doubleQuote(value))})
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		py, err := parseYAML(pp, b)
+		if err != nil {
+			return nil, err
+		}
+		root := py.root(0)
+		if len(py.docs) != 1 || root == nil || root.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s is not a patch shipbot can edit (one YAML mapping)", pp)
+		}
+		if _, err := py.setPath(0, nil, root, p.keys, value, modeQuoted); err != nil {
+			return nil, fmt.Errorf("set %s in %s: %w", p.field, pp, err)
+		}
+		if i := strings.Index(string(py.src), blanketComment); i >= 0 {
+			py.add(i, i+len(blanketComment), exactTargetComment)
+		}
+		files = append(files, py)
+	}
+	edited, err := collect(files...)
+	if err != nil {
+		return nil, err
+	}
+	changes := append(created, edited...)
+	if len(changes) == 0 {
+		return nil, unchangedf("%s in %s is already %s", needed[0].field, path.Join(loc.Path, needed[0].file), value)
+	}
+	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
+	return changes, nil
+}
+
+// kustomizeCurrentRestart returns the newest restart value of shipbot's
+// patches that the kustomization applies ("" if none).
+func kustomizeCurrentRestart(f Files, loc Location) (string, error) {
+	y, err := readKustomization(f, loc.Path)
+	if err != nil {
+		return "", err
+	}
+	entries, err := shipbotEntries(y)
+	if err != nil {
+		return "", err
+	}
+	listed, err := strategicMergeListed(y)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		listed = append(listed, e.file)
+	}
+	var values []string
+	for _, p := range []shipbotPatch{annotationPatch, restartAtPatch} {
+		if !contains(listed, p.file) {
+			continue
+		}
+		pp := path.Join(loc.Path, p.file)
+		b, err := f.ReadFile(pp)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		py, err := parseYAML(pp, b)
+		if err != nil {
+			return "", err
+		}
+		n, err := getPath(py.root(0), p.keys...)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", pp, err)
+		}
+		if v, ok := scalarString(n); ok {
+			values = append(values, v)
+		}
+	}
+	return newestRestart(values), nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func kustomizeInputs(f Files, loc Location) ([]string, error) {
+	p, _, err := findKustomization(f, loc.Path)
+	if err != nil {
+		return nil, err
+	}
+	return []string{p, path.Join(loc.Path, restartPatchFile), path.Join(loc.Path, rolloutPatchFile)}, nil
+}
