@@ -3,6 +3,7 @@ package gitops
 import (
 	"context"
 	"fmt"
+	"path"
 	"sort"
 	"time"
 
@@ -82,8 +83,15 @@ func (o *AuditOptions) Validate(c *Catalog) error {
 }
 
 // Audit reads the environment repo's history and returns one record per
-// change of a managed app path, newest first. It shares the history reader
-// with `history`; a commit that changed several apps gives several records.
+// change of an app in an environment, newest first. It shares the history
+// reader with `history`, and its attribution by field: a commit is an app's
+// record when it changed the app's image tag or restart annotation, so a
+// commit that changed several apps gives several records, and another
+// app's change of a shared file is that app's record only. A commit that
+// changed an app's files but no app's field is audited for every app whose
+// files it changed (a change of a managed path nobody's field explains is
+// never hidden), and so is a commit whose trailers name the app (a claim
+// the content does not show is flagged).
 func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, error) {
 	if err := o.Validate(s.o.Catalog); err != nil {
 		return nil, err
@@ -93,6 +101,7 @@ func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, err
 		return nil, err
 	}
 	h := &historyReader{repo: s.o.Repo}
+	var near func(Target) []Target // built when first needed
 	sigs := map[string][2]string{} // commit -> status, key
 	var out []AuditRecord
 	var pos []int // history position of each record
@@ -106,7 +115,16 @@ func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, err
 				continue
 			}
 			// No early stop on dates: they can be forged or out of order.
-			deploys, err := h.deploys(ctx, snap, t, walk{all: true})
+			// Attribution by field: a commit is this target's record when
+			// it changed this target's tag or restart annotation, not
+			// because it changed a file another app's fields share.
+			sharing := func() []Target {
+				if near == nil {
+					near = nearTargets(s.o.Catalog)
+				}
+				return near(t)
+			}
+			deploys, err := h.deploys(ctx, snap, t, walk{all: true, sharing: sharing})
 			if err != nil {
 				return nil, fmt.Errorf("audit %s in %s: %w", app, env.Name, err)
 			}
@@ -163,11 +181,58 @@ func (s *Service) record(t Target, d Deploy, sig, key string) AuditRecord {
 	viaShipbot := r.RequestID != "" && d.Object.Committer.Email == s.o.Committer.Email
 	if !viaShipbot {
 		r.Flags = append(r.Flags, FlagNotViaShipbot)
-	} else if tr[TrailerApp] != t.App || tr[TrailerEnv] != t.Env || (tr[TrailerTo] != "" && tr[TrailerTo] != r.To) {
+	} else if tr[TrailerApp] != t.App || tr[TrailerEnv] != t.Env || (tr[TrailerTo] != "" && tr[TrailerTo] != r.To) || !contentShows(d) {
 		r.Flags = append(r.Flags, FlagTrailersMismatch)
 	}
 	if sig != SignatureGood {
 		r.Flags = append(r.Flags, FlagSignature+sig)
 	}
 	return r
+}
+
+// contentShows reports whether the field the commit's action is about
+// (the tag, or the restart annotation of a restart) changed. A shipbot
+// commit listed for a target whose field it did not change (its trailers
+// name the target, the content shows nothing) is a claim the content does
+// not back.
+func contentShows(d Deploy) bool {
+	if d.Action == string(ActionRestart) {
+		return d.RestartBefore != d.Restart
+	}
+	return d.From != d.Tag
+}
+
+// nearTargets returns, for a target, the other targets of the catalog whose
+// paths may share a file with it (the same path, or one directly inside the
+// other); the history index then says which truly do.
+func nearTargets(c *Catalog) func(Target) []Target {
+	byPath := map[string][]Target{}   // path -> targets at that path
+	byParent := map[string][]Target{} // directory -> targets at a path directly inside it
+	for _, app := range c.AppNames() {
+		for _, env := range c.Envs {
+			t, ok := c.Apps[app][env.Name]
+			if !ok {
+				continue
+			}
+			p := catalogPath(t.Path)
+			byPath[p] = append(byPath[p], t)
+			byParent[path.Dir(p)] = append(byParent[path.Dir(p)], t)
+		}
+	}
+	return func(t Target) []Target {
+		p := catalogPath(t.Path)
+		var out []Target
+		for _, list := range [][]Target{byPath[p], byPath[path.Dir(p)], byParent[p]} {
+			for _, o := range list {
+				if o.App != t.App || o.Env != t.Env {
+					out = append(out, o)
+				}
+			}
+		}
+		return out
+	}
+}
+
+func catalogPath(p string) string {
+	return path.Clean("/" + p)[1:]
 }

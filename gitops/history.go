@@ -69,44 +69,75 @@ func (d Deploy) RequestedBy() string {
 }
 
 // historyReader reads the deploys of one target from the repo's history
-// index: the commits that changed the target's files, and the tag before and
-// after each, read from the blobs the index points at. A value derived from
-// one set of file contents is read once.
+// index. The index says which commits changed the target's files (it skips
+// unchanged subtrees and blobs by their hashes); for each of those the
+// reader compares the target's own fields (image tag, restart annotation)
+// before and after, read from the blobs the index points at, and keeps the
+// commit only if one of them changed: apps that share a file are kept apart
+// by field, never lumped together by file. A target's fields in one set of
+// file contents are read once.
 type historyReader struct {
 	repo  *repo.Repo
-	cache map[string]state // IndexFiles.Key -> state read there
+	cache map[stateKey]state
+}
+
+// stateKey names one target's fields in one set of file contents. The
+// target is part of the key: apps that share a file share its blobs, not
+// their fields.
+type stateKey struct {
+	app, env string
+	files    string // IndexFiles.Key of the target's path
 }
 
 type state struct {
 	tag, restart string
 }
 
-func (h *historyReader) state(f *repo.IndexFiles, loc edit.Location) state {
-	key := f.Key(loc.Path)
+func (h *historyReader) state(f *repo.IndexFiles, t Target) state {
+	if h.cache == nil {
+		h.cache = map[stateKey]state{}
+	}
+	key := stateKey{t.App, t.Env, f.Key(t.Path)}
 	if st, ok := h.cache[key]; ok {
 		return st
 	}
 	var st state
-	st.tag, _ = edit.CurrentTag(f, loc)
-	st.restart, _ = edit.CurrentRestart(f, loc)
+	st.tag, _ = edit.CurrentTag(f, t.Location)
+	st.restart, _ = edit.CurrentRestart(f, t.Location)
 	h.cache[key] = st
 	return st
+}
+
+// fields returns t's fields before and after the commit at pos.
+func (h *historyReader) fields(ix *repo.Index, pos int, t Target) (before, after state) {
+	after = h.state(ix.FilesAt(pos), t)
+	if pos > 0 {
+		before = h.state(ix.FilesAt(pos-1), t)
+	}
+	return before, after
 }
 
 // walk says which changes deploys returns.
 type walk struct {
 	limit int               // at most this many (<= 0: all)
 	stop  func(Deploy) bool // when it returns true, the walk ends after that deploy
-	// all includes every commit that touched the target's files, also those
-	// that changed neither tag nor restart (the audit needs them).
+	// all also returns the commits that changed the target's files but none
+	// of its fields, unless a field of one of the sharing targets explains
+	// the change (the audit must see every change of a managed path, and a
+	// change that is another app's is that app's record, not this one's).
+	// A commit whose trailers name the target is returned even then, so
+	// that the audit can flag a claim the content does not show.
 	all bool
+	// sharing returns the other targets whose files may be some of the
+	// target's files; called with all, once, at the first commit that
+	// changed none of the target's fields.
+	sharing func() []Target
 }
 
-// deploys returns changes of t, newest first, in the history of tip.
+// deploys returns changes of t, newest first, in the history of tip: the
+// commits that changed t's image tag or restart annotation (with w.all,
+// more: see walk).
 func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Target, w walk) ([]Deploy, error) {
-	if h.cache == nil {
-		h.cache = map[string]state{}
-	}
 	if _, ok := tip.EntryHash(t.Path); !ok {
 		return nil, fmt.Errorf("%s: %w", t.Path, fs.ErrNotExist)
 	}
@@ -118,6 +149,8 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 	if !ok {
 		return nil, fmt.Errorf("history: %s is not indexed", tip.Hash())
 	}
+	var sharing []Target // the targets that do share t's files
+	sharingRead := false
 	var out []Deploy
 	for _, pos := range ix.ChangesUnder(t.Path) {
 		if pos > tipPos {
@@ -126,10 +159,13 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 		if w.limit > 0 && len(out) >= w.limit {
 			break
 		}
-		after := h.state(ix.FilesAt(pos), t.Location)
-		var before state
-		if pos > 0 {
-			before = h.state(ix.FilesAt(pos-1), t.Location)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		before, after := h.fields(ix, pos, t)
+		own := before != after
+		if !own && !w.all {
+			continue // the files changed, t's fields did not: not t's change
 		}
 		c, err := ix.CommitObject(pos)
 		if err != nil {
@@ -151,8 +187,16 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 		if a := d.Trailers[TrailerAction]; a != "" {
 			d.Action = a
 		}
-		if !w.all && d.From == d.Tag && d.Action == "manual" && before.restart == after.restart {
-			continue // a change of these files that changed neither tag nor restart
+		if !own && !sharingRead && w.sharing != nil {
+			for _, o := range w.sharing() {
+				if ix.Shares(t.Path, o.Path) {
+					sharing = append(sharing, o)
+				}
+			}
+			sharingRead = true
+		}
+		if !own && !d.claims(t) && h.explained(ix, pos, sharing) {
+			continue // another app's change of a shared file
 		}
 		d.RestartBefore = before.restart
 		out = append(out, d)
@@ -161,6 +205,22 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 		}
 	}
 	return out, nil
+}
+
+// claims reports whether the commit's trailers say it changed t.
+func (d Deploy) claims(t Target) bool {
+	return d.Trailers[TrailerApp] == t.App && d.Trailers[TrailerEnv] == t.Env
+}
+
+// explained reports whether the commit at pos changed a field of one of
+// the targets.
+func (h *historyReader) explained(ix *repo.Index, pos int, targets []Target) bool {
+	for _, o := range targets {
+		if before, after := h.fields(ix, pos, o); before != after {
+			return true
+		}
+	}
+	return false
 }
 
 // previousTag finds the tag to roll back to: the most recent tag deployed

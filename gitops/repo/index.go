@@ -213,6 +213,21 @@ func (ix *Index) ChangesUnder(p string) []int {
 	return out
 }
 
+// Shares reports whether ChangesUnder(p) and ChangesUnder(q) watch a common
+// file: p and q are the same path, or one is a file (now or ever) directly
+// inside the other. Apps whose paths share a file are told apart by their
+// fields, not by the index.
+func (ix *Index) Shares(p, q string) bool {
+	p, q = clean(p), clean(q)
+	if p == q {
+		return true
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	in := func(f, dir string) bool { return path.Dir(f) == dir && len(ix.changes[f]) > 0 }
+	return in(p, q) || in(q, p)
+}
+
 // CommitObject reads the commit at position pos.
 func (ix *Index) CommitObject(pos int) (*object.Commit, error) {
 	return ix.repo.git.CommitObject(ix.Commit(pos))

@@ -84,3 +84,41 @@ func TestIndexMatchesGitLog(t *testing.T) {
 		t.Error("zero hash indexed")
 	}
 }
+
+// Shares says which paths watch a common file: apps whose paths share one
+// are told apart by their fields.
+func TestIndexShares(t *testing.T) {
+	bare := gittest.InitBare(t)
+	gittest.Seed(t, bare, map[string]string{"a/x.yaml": "1\n", "a/y.yaml": "1\n", "a/sub/deep.yaml": "1\n", "b/z.yaml": "1\n"}, "c0")
+	r, err := repo.Open(context.Background(), repo.Options{URL: bare, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := r.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := r.IndexAt(context.Background(), snap.Hash())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		p, q string
+		want bool
+	}{
+		{"a", "a", true},
+		{"a/x.yaml", "/a/x.yaml", true},
+		{"a", "a/x.yaml", true},
+		{"a/x.yaml", "a/", true},
+		{"a/sub", "a/sub/deep.yaml", true},
+		{"a", "a/sub", false}, // a watches only the files directly in it
+		{"a", "a/sub/deep.yaml", false},
+		{"a/x.yaml", "a/y.yaml", false},
+		{"a", "b", false},
+		{"a", "a/new.yaml", false}, // never a file
+	} {
+		if got := ix.Shares(c.p, c.q); got != c.want {
+			t.Errorf("Shares(%q, %q) = %v, want %v", c.p, c.q, got, c.want)
+		}
+	}
+}
