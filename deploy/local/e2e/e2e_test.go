@@ -315,6 +315,36 @@ func TestRollbackHealthy(t *testing.T) {
 	}
 }
 
+// Scenario 1b: a reviewed promotion. alice's promotion of checkout into
+// prod needs two SREs: it opens a proposal; bob's approval leaves it open,
+// carol's merges it, and the merged commit is followed to Synced and
+// Healthy as a direct one is.
+func TestReviewedPromotionHealthy(t *testing.T) {
+	chat.send(t, "/as alice")
+	chat.expect(t, `you are now alice`, 10*time.Second)
+	chat.send(t, "promote checkout staging to prod --why CHG-42")
+	chat.expect(t, "Reply `yes` to open a proposal", 30*time.Second, `denied|nothing to change`)
+	chat.send(t, "yes")
+	m, _ := chat.expect(t, `\[(shp-[a-z2-7]{10})\] proposal opened`, 60*time.Second, `failed`)
+	id := m[1]
+	chat.send(t, "/as bob")
+	chat.expect(t, `you are now bob`, 10*time.Second)
+	chat.send(t, "approve "+id)
+	chat.expect(t, `approvals: 1 of 2 from sre`, 60*time.Second, `failed|denied`)
+	chat.send(t, "/as carol")
+	chat.expect(t, `you are now carol`, 10*time.Second)
+	chat.send(t, "approve "+id)
+	m, merged := chat.expect(t, `commit ([0-9a-f]{7,}) pushed`, 60*time.Second, `failed|denied`)
+	commit := m[1]
+	_, done := chat.expect(t, healthy, 3*time.Minute, notHealthy...)
+	secs := done.Sub(merged).Seconds()
+	result("reviewed promote checkout prod (2 approvals in chat): merge -> \"Synced and Healthy\" %.2fs", secs)
+	argoAt(t, "checkout-prod", commit)
+	if got := image(getDeployment(t, "checkout-prod", "checkout"), "checkout"); got != "registry.example.com/shop/checkout:1.5.0" {
+		t.Errorf("live image of checkout prod: %s, want 1.5.0", got)
+	}
+}
+
 var restartValue = regexp.MustCompile(`shipbot\.io/restartedAt: "([^"]+)"`)
 
 // Scenario 2: a restart whose annotation is live on the Deployment.
