@@ -79,6 +79,12 @@ type ServiceOptions struct {
 	// and, with a checker, signed it with a trusted key. nil: only the
 	// committer is checked (signing off).
 	RecordChecker SignatureChecker
+	// Registry is asked whether the tag of a rollback or promotion exists;
+	// nil: tags are not checked.
+	Registry Registry
+	// RegistryOnError is what a plan does when the registry can't tell
+	// (default refuse: nothing is written).
+	RegistryOnError RegistryOnError
 }
 
 // Validate fills defaults and checks that the required parts are there.
@@ -126,6 +132,12 @@ func (o *ServiceOptions) Validate() error {
 	}
 	if o.FreezeBlocks == nil {
 		o.FreezeBlocks = []Action{ActionPromote}
+	}
+	if o.RegistryOnError == "" {
+		o.RegistryOnError = RegistryRefuse
+	}
+	if !o.RegistryOnError.Valid() {
+		return fmt.Errorf("service: registry on error %q: use refuse or warn", o.RegistryOnError)
 	}
 	return nil
 }
@@ -216,6 +228,15 @@ type Plan struct {
 	Review Review
 	// pinned is the tag a re-planned proposal must land ("" = computed).
 	pinned string
+	// Digest is the digest the registry gave for To (rollback and promote
+	// with a Registry; "" = not checked).
+	Digest string
+	// TagNote is what the registry and the history said about To, e.g.
+	// "1.5.0 found in the registry: sha256:3f2a9c1d0e4b; never deployed in
+	// prod before" ("" = not checked). The Summary ends with it.
+	TagNote string
+	// checked is the To that Digest and TagNote are about.
+	checked string
 }
 
 // NewRequestID derives a request id from what identifies a chat message, so
@@ -444,6 +465,14 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 			p.Summary = fmt.Sprintf("promote %s from %s to %s: %s -> %s", req.App, req.FromEnv, req.Env, p.From, p.To)
 		} else {
 			p.Summary = fmt.Sprintf("rollback %s in %s: %s -> %s", req.App, req.Env, p.From, p.To)
+		}
+		if err == nil {
+			if err := s.checkTag(ctx, snap, p); err != nil {
+				return err
+			}
+			if p.TagNote != "" {
+				p.Summary += " (" + p.TagNote + ")"
+			}
 		}
 	}
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/shipbot/shipbot/gitops"
 	"github.com/shipbot/shipbot/gitops/forge/github"
 	"github.com/shipbot/shipbot/gitops/forge/gitonly"
+	"github.com/shipbot/shipbot/gitops/registry"
 	"github.com/shipbot/shipbot/gitops/repo"
 	"github.com/shipbot/shipbot/gitops/sign"
 	"github.com/shipbot/shipbot/policy"
@@ -195,7 +196,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := loadSigner(cfg.Signing); err != nil {
 		return err
 	}
-	// Review lines whose approvers can't exist.
+	// Review lines whose approvals can't all be given, in the environments
+	// each app is deployed to: an error; a quorum a requester who is one of
+	// the approvers would break: a warning.
 	apps := map[string][]string{}
 	for app, envs := range cfg.Catalog.Apps {
 		for env := range envs {
@@ -210,7 +213,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s: %d review line problem(s):\n  - %s", cfg.PolicyFile, len(errs), strings.Join(errs, "\n  - "))
+		return fmt.Errorf("%d review line problem(s): changes they match could never merge:\n  - %s", len(errs), strings.Join(errs, "\n  - "))
 	}
 	if cfg.Forge == nil && authz.HasReviews() {
 		fmt.Fprintf(stdout, "warning: the policy has review lines but %s has no forge: section, so changes they match are refused\n", *cfgPath)
@@ -333,6 +336,16 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		watcher, live = w, w
 		watchTimeout = a.Timeout
 	}
+	var reg gitops.Registry
+	var onError gitops.RegistryOnError
+	if rc := cfg.Registry; rc != nil {
+		c, err := registry.New(registry.Options{DockerConfig: rc.DockerConfig, Insecure: rc.Insecure, Timeout: rc.Timeout})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfgPath, err)
+		}
+		reg, onError = c, rc.OnError
+		log.Info("rollback and promote check tags in the registry", "docker_config", rc.DockerConfig, "insecure", rc.Insecure, "on_error", string(rc.OnError))
+	}
 	var gh *github.Forge
 	ropts := repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir}
 	if f := cfg.Forge; f != nil && f.GitHub != nil {
@@ -368,26 +381,28 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		log.Info("changes that need review become proposals", "forge", forge.Name(), "ttl", ttl)
 	}
 	svc, err := gitops.NewService(gitops.ServiceOptions{
-		Catalog:        cfg.Catalog,
-		Repo:           r,
-		Authorizer:     authz,
-		Justifier:      justifier,
-		Tracer:         tracer,
-		Directory:      dir,
-		Watcher:        watcher,
-		WatchTimeout:   watchTimeout,
-		Live:           live,
-		Forge:          forge,
-		Approvers:      authz,
-		Notifier:       w.notifier,
-		ProposalTTL:    ttl,
-		RecordChecker:  records,
-		Committer:      cfg.Committer,
-		Signer:         signerOrNil(signer),
-		FreezeWindows:  cfg.FreezeWindows,
-		FreezeBlocks:   cfg.FreezeBlocks,
-		Logger:         log,
-		ConfirmTimeout: cfg.ConfirmTimeout,
+		Catalog:         cfg.Catalog,
+		Repo:            r,
+		Authorizer:      authz,
+		Justifier:       justifier,
+		Tracer:          tracer,
+		Directory:       dir,
+		Watcher:         watcher,
+		WatchTimeout:    watchTimeout,
+		Live:            live,
+		Forge:           forge,
+		Approvers:       authz,
+		Notifier:        w.notifier,
+		ProposalTTL:     ttl,
+		RecordChecker:   records,
+		Registry:        reg,
+		RegistryOnError: onError,
+		Committer:       cfg.Committer,
+		Signer:          signerOrNil(signer),
+		FreezeWindows:   cfg.FreezeWindows,
+		FreezeBlocks:    cfg.FreezeBlocks,
+		Logger:          log,
+		ConfirmTimeout:  cfg.ConfirmTimeout,
 	})
 	if err != nil {
 		r.Close()

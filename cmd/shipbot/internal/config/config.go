@@ -88,6 +88,14 @@ type File struct {
 		SyncManual         bool   `yaml:"syncManual"`
 		Timeout            string `yaml:"timeout"`
 	} `yaml:"argo"`
+	// Registry: where rollback and promote check that the tag exists
+	// and resolve its digest; absent: tags are not checked.
+	Registry *struct {
+		DockerConfig string   `yaml:"dockerConfig"`
+		Insecure     []string `yaml:"insecure"`
+		Timeout      string   `yaml:"timeout"`
+		OnError      string   `yaml:"onError"`
+	} `yaml:"registry"`
 	// Justification: live checks of --why against PagerDuty, Jira and
 	// Opsgenie; absent: the reason's format is checked only.
 	// Forge: where changes that need review are proposed; absent: such
@@ -169,6 +177,8 @@ type Config struct {
 	// file paths are absolute.
 	Live *policy.LiveOptions
 	Argo *Argo
+	// Registry is where tags are checked; nil: they are not.
+	Registry *Registry
 	// Forge is where changes that need review are proposed; nil: none.
 	Forge *Forge
 	// Slack holds shipbot serve's Slack settings from the file, keyed by the
@@ -188,6 +198,14 @@ type Argo struct {
 	InsecureSkipVerify bool
 	SyncManual         bool          // sync apps without automated sync to our commit
 	Timeout            time.Duration // how long to watch (default 5m)
+}
+
+// Registry is how rollback and promote check that a tag exists.
+type Registry struct {
+	DockerConfig string        // docker config.json or a pull secret's .dockerconfigjson; "" = $DOCKER_CONFIG, ~/.docker
+	Insecure     []string      // registries (host[:port]) reached over plain HTTP
+	Timeout      time.Duration // one lookup (default 10s)
+	OnError      gitops.RegistryOnError
 }
 
 // Forge is where changes that need review become proposals.
@@ -514,6 +532,7 @@ func (v *validator) check(file string, f *File) *Config {
 			}
 		}
 	}
+	v.registry(f, cfg, abs)
 	v.forge(f, cfg, abs)
 	if j := f.Justification; j.PagerDuty != nil || j.Jira != nil || j.Opsgenie != nil {
 		if j.PagerDuty != nil {
@@ -774,3 +793,34 @@ func pathHint(l edit.Layout, app, env string) string {
 
 // ErrNotFound is returned when no config file is given or found.
 var ErrNotFound = errors.New("no config file")
+
+// registry checks the registry: section.
+func (v *validator) registry(f *File, cfg *Config, abs func(string) string) {
+	r := f.Registry
+	if r == nil {
+		return
+	}
+	out := &Registry{DockerConfig: abs(r.DockerConfig), Timeout: 10 * time.Second, OnError: gitops.RegistryRefuse}
+	for i, h := range r.Insecure {
+		if !registryHost.MatchString(h) {
+			v.addf(fmt.Sprintf("registry.insecure[%d]", i), "%q is not a registry host: write host or host:port as in the image name, e.g. 127.0.0.1:5000", h)
+			continue
+		}
+		out.Insecure = append(out.Insecure, h)
+	}
+	if r.Timeout != "" {
+		d, err := time.ParseDuration(r.Timeout)
+		if err != nil || d <= 0 {
+			v.addf("registry.timeout", "%q is not a positive duration; write e.g. 10s", r.Timeout)
+		} else {
+			out.Timeout = d
+		}
+	}
+	if r.OnError != "" {
+		out.OnError = gitops.RegistryOnError(r.OnError)
+		if !out.OnError.Valid() {
+			v.addf("registry.onError", "%q: use refuse (the plan is refused, nothing is written) or warn (the plan says the tag could not be checked)", r.OnError)
+		}
+	}
+	cfg.Registry = out
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipbot/shipbot/gitops"
 	"github.com/shipbot/shipbot/gitops/edit"
 )
 
@@ -283,6 +284,36 @@ func TestArgoSection(t *testing.T) {
 		"argo: {server: https://argocd.example.com, tokenEnv: \"$TOKEN\"}\n":              `"$TOKEN" is not an environment variable name`,
 		"argo: {server: https://argocd.example.com, tokenEnv: TOKEN, timeout: forever}\n": "argo.timeout",
 		"argo: {tokenEnv: TOKEN}\n":                                                       "argo.server",
+	} {
+		if _, err := Parse("shipbot.yaml", []byte(good+doc)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want %q", strings.TrimSpace(doc), err, want)
+		}
+	}
+}
+
+func TestRegistrySection(t *testing.T) {
+	cfg, err := Parse("/etc/shipbot/shipbot.yaml", []byte(good))
+	if err != nil || cfg.Registry != nil {
+		t.Fatalf("no registry section: %+v %v, want no check", cfg.Registry, err)
+	}
+	cfg, err = Parse("/etc/shipbot/shipbot.yaml", []byte(good+"registry: {dockerConfig: secrets/pull/.dockerconfigjson, insecure: [127.0.0.1:5000, registry.local], timeout: 3s, onError: warn}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Registry
+	if r.DockerConfig != "/etc/shipbot/secrets/pull/.dockerconfigjson" || strings.Join(r.Insecure, ",") != "127.0.0.1:5000,registry.local" || r.Timeout != 3*time.Second || r.OnError != gitops.RegistryWarn {
+		t.Errorf("registry = %+v", r)
+	}
+	cfg, err = Parse("shipbot.yaml", []byte(good+"registry: {}\n"))
+	if err != nil || cfg.Registry == nil || cfg.Registry.OnError != gitops.RegistryRefuse || cfg.Registry.Timeout != 10*time.Second || cfg.Registry.DockerConfig != "" {
+		t.Fatalf("defaults: %+v %v, want refuse, 10s, the default keychain", cfg.Registry, err)
+	}
+	for doc, want := range map[string]string{
+		"registry: {onError: ignore}\n":                       `registry.onError (line 28): "ignore": use refuse`,
+		"registry: {timeout: soon}\n":                         `registry.timeout (line 28): "soon" is not a positive duration`,
+		"registry: {timeout: -1s}\n":                          "registry.timeout",
+		"registry: {insecure: [\"http://127.0.0.1:5000\"]}\n": `registry.insecure[0] (line 28): "http://127.0.0.1:5000" is not a registry host`,
+		"registry: {dockerconfig: x}\n":                       `unknown key "dockerconfig"`,
 	} {
 		if _, err := Parse("shipbot.yaml", []byte(good+doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", strings.TrimSpace(doc), err, want)
