@@ -449,7 +449,15 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 		p.Changes, err = edit.SetRestart(snap, t.Location, p.Restart)
 		p.Summary = fmt.Sprintf("restart %s in %s", req.App, req.Env)
 	case ActionRollback, ActionPromote:
+		var notes []string
 		p.From, err = edit.CurrentTag(snap, t.Location)
+		if errors.Is(err, edit.ErrNoTag) {
+			// The tag is not written (an overlay without an images entry
+			// reads from its base; Helm's tag: ""; an untagged image): the
+			// change writes it, and the plan says what applied before.
+			notes = append(notes, "the tag was not set: "+userMessage(err))
+			p.From, err = "", nil
+		}
 		if err != nil {
 			return editError(t, err)
 		}
@@ -460,19 +468,30 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 		if p.To == p.From {
 			return &UserError{Message: fmt.Sprintf("%s in %s already runs %s: nothing to change", req.App, req.Env, p.To), Err: ErrNoChange}
 		}
-		p.Changes, err = edit.SetTag(snap, t.Location, p.To)
-		if req.Action == ActionPromote {
-			p.Summary = fmt.Sprintf("promote %s from %s to %s: %s -> %s", req.App, req.FromEnv, req.Env, p.From, p.To)
-		} else {
-			p.Summary = fmt.Sprintf("rollback %s in %s: %s -> %s", req.App, req.Env, p.From, p.To)
+		// The registry first: its digest keeps a pinned image pinned.
+		if err := s.checkTag(ctx, snap, p); err != nil {
+			return err
 		}
-		if err == nil {
-			if err := s.checkTag(ctx, snap, p); err != nil {
-				return err
+		if p.TagNote != "" {
+			notes = append([]string{p.TagNote}, notes...)
+		}
+		var e edit.ImageEdit
+		e, err = edit.SetImage(snap, t.Location, edit.SetImageOptions{Tag: p.To, Digest: p.Digest})
+		p.Changes = e.Changes
+		for _, pin := range e.Pins {
+			note := pin.String()
+			if pin.Dropped() {
+				note = "PIN DROPPED: " + note
 			}
-			if p.TagNote != "" {
-				p.Summary += " (" + p.TagNote + ")"
-			}
+			notes = append(notes, note)
+		}
+		if req.Action == ActionPromote {
+			p.Summary = fmt.Sprintf("promote %s from %s to %s: %s -> %s", req.App, req.FromEnv, req.Env, fromText(p.From), p.To)
+		} else {
+			p.Summary = fmt.Sprintf("rollback %s in %s: %s -> %s", req.App, req.Env, fromText(p.From), p.To)
+		}
+		if len(notes) > 0 {
+			p.Summary += " (" + strings.Join(notes, "; ") + ")"
 		}
 	}
 	if err != nil {
@@ -481,6 +500,22 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 	p.Diff = edit.Diff(p.Changes)
 	p.Base = snap.Hash().String()
 	return nil
+}
+
+// fromTextOf is the From of a commit's subject.
+func fromTextOf(a Action, from string) string {
+	if a == ActionRollback || a == ActionPromote {
+		return fromText(from)
+	}
+	return from
+}
+
+// fromText shows a tag that was not set.
+func fromText(tag string) string {
+	if tag == "" {
+		return "(not set)"
+	}
+	return tag
 }
 
 func (s *Service) targetTag(ctx context.Context, snap *repo.Snapshot, p *Plan) (string, error) {
@@ -630,7 +665,7 @@ func (s *Service) message(p *Plan, author Person, authorized string, extra []tem
 	}
 	return templates.CommitMessage(templates.Commit{
 		Action: string(req.Action), App: req.App, Env: req.Env, FromEnv: req.FromEnv,
-		From: p.From, To: p.To, RequestedBy: OneLine(author.Name), Channel: OneLine(req.Channel),
+		From: fromTextOf(req.Action, p.From), To: p.To, RequestedBy: OneLine(author.Name), Channel: OneLine(req.Channel),
 		Reason: OneLine(p.Justification.Text), BreakGlass: OneLine(p.BreakGlass), Trailers: tr,
 	})
 }

@@ -46,6 +46,10 @@ type Location struct {
 	// AnnotationsPath is the dotted path of the pod annotations map in a Helm
 	// values file (default "podAnnotations"). Helm only.
 	AnnotationsPath string
+	// DigestPath is the dotted path of the image digest in a Helm values
+	// file (e.g. "image.digest"; default none). When set and it holds a
+	// digest, a tag change updates or clears it (see SetImage). Helm only.
+	DigestPath string
 }
 
 // Files reads the files of one tree (one commit of the environment repo).

@@ -77,12 +77,24 @@ spec:
         image: registry.example.com/checkout:1.4.0
 `
 
+const mongo = `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: mongo
+spec:
+  template:
+    spec:
+      containers:
+      - name: mongo
+        image: mongo
+`
+
 func fixture() MapFiles {
 	return MapFiles{
 		"k/prod/kustomization.yaml":         []byte(kustomization),
 		"k/prod/shipbot-restart.yaml":       []byte(restartPatchContent),
 		"k/dev/kustomization.yaml":          []byte("resources: [../../base]\n"),
-		"base/kustomization.yaml":           []byte("resources: [deployment.yaml, worker.yaml]\n"),
+		"base/kustomization.yaml":           []byte("resources: [deployment.yaml, worker.yaml, mongo.yaml]\n"),
 		"base/deployment.yaml":              []byte(deployment),
 		"base/worker.yaml":                  []byte(strings.ReplaceAll(worker, "registry.example.com/checkout", "registry.example.com/worker")),
 		"k/both/kustomization.yaml":         []byte("resources: []\n"),
@@ -92,6 +104,11 @@ func fixture() MapFiles {
 		"k/ro/shipbot-restart-rollout.yaml": []byte("kind: Rollout\nspec: {restartAt: \"2026-11-21T10:00:00Z\"}\n"),
 		"h/values.yaml":                     []byte(values),
 		"h/bare.yaml":                       []byte("replicas: 2\n"),
+		"hc/values.yaml":                    []byte("image:\n  repository: x\n  tag: \"\"\n"),
+		"hc/Chart.yaml":                     []byte("apiVersion: v2\nname: x\nversion: 0.1.0\nappVersion: 3.1.0\n"),
+		"base/mongo.yaml":                   []byte(mongo),
+		"k/top/kustomization.yaml":          []byte("resources: [../mid]\n"),
+		"k/mid/kustomization.yaml":          []byte("resources: [../../base]\nimages:\n- name: mongo\n  newTag: 7.0.4\n"),
 		"m/prod/deployment.yaml":            []byte(deployment),
 		"m/prod/notes.txt":                  []byte("not yaml"),
 		"m/split/a.yaml":                    []byte(deployment),
@@ -123,9 +140,16 @@ func TestCurrentTag(t *testing.T) {
 		{"kustomize missing entry", with(kust, func(l *Location) { l.Image = "registry.example.com/nope" }), "",
 			`image "registry.example.com/nope" not found in k/prod/kustomization.yaml`, ErrNotFound},
 		{"kustomize digest only", with(kust, func(l *Location) { l.Image = "registry.example.com/pinned" }), "",
-			`image "registry.example.com/pinned" in k/prod/kustomization.yaml has no newTag (it is pinned by digest)`, ErrNotFound},
-		{"kustomize no images", with(kust, func(l *Location) { l.Path = "k/dev" }), "",
-			`image "registry.example.com/checkout" not found in k/dev/kustomization.yaml`, ErrNotFound},
+			`image "registry.example.com/pinned" has no tag at k/prod/kustomization.yaml (images[1]) (it is pinned by digest sha256:2f8a`, ErrNoTag},
+		{"kustomize no images: the base's tag", with(kust, func(l *Location) { l.Path = "k/dev" }), "1.4.1", "", nil},
+		{"kustomize no images, base pinned by digest", with(kust, func(l *Location) { l.Path = "k/dev"; l.Image = "registry.example.com/pinned" }), "",
+			`image "registry.example.com/pinned" has no tag at base/deployment.yaml (Deployment/checkout) (it is pinned by digest sha256:2f8a`, ErrNoTag},
+		{"kustomize no images, base untagged", with(kust, func(l *Location) { l.Path = "k/dev"; l.Image = "mongo" }), "",
+			`image "mongo" has no tag at base/mongo.yaml (StatefulSet/mongo) (mongo: Kubernetes pulls mongo:latest)`, ErrNoTag},
+		{"kustomize entry of the overlay", with(kust, func(l *Location) { l.Path = "k/mid"; l.Image = "mongo" }), "7.0.4", "", nil},
+		{"kustomize base retagged by its own kustomization", with(kust, func(l *Location) { l.Path = "k/top"; l.Image = "mongo" }), "7.0.4", "", nil},
+		{"kustomize no images, not in the base", with(kust, func(l *Location) { l.Path = "k/dev"; l.Image = "registry.example.com/nope" }), "",
+			`image "registry.example.com/nope" not found in k/dev/kustomization.yaml: no images entry, and no container of its resources runs it`, ErrNotFound},
 		{"kustomize no overlay", with(kust, func(l *Location) { l.Path = "k/nope" }), "",
 			"no kustomization.yaml in k/nope", ErrNotFound},
 		{"kustomize two kustomization files", with(kust, func(l *Location) { l.Path = "k/both" }), "",
@@ -135,7 +159,11 @@ func TestCurrentTag(t *testing.T) {
 		{"helm missing key", with(helm, func(l *Location) { l.TagPath = "worker.image.tag" }), "",
 			"worker.image.tag not found in h/values.yaml", ErrNotFound},
 		{"helm null tag", with(helm, func(l *Location) { l.TagPath = "nullTag.tag" }), "",
-			"nullTag.tag not found in h/values.yaml", ErrNotFound},
+			"nullTag.tag is not set in h/values.yaml: the chart's default tag applies", ErrNoTag},
+		{"helm empty tag, chart in the repo", with(helm, func(l *Location) { l.Path = "hc/values.yaml" }), "",
+			`image.tag is empty in hc/values.yaml: the chart's default tag applies (usually its appVersion, 3.1.0 in hc/Chart.yaml)`, ErrNoTag},
+		{"helm key absent under the image map", with(helm, func(l *Location) { l.TagPath = "app.image.version" }), "",
+			"app.image.version is not set in h/values.yaml: the chart's default tag applies", ErrNoTag},
 		{"helm not a scalar", with(helm, func(l *Location) { l.TagPath = "image" }), "",
 			"image in h/values.yaml is a mapping, not a scalar", nil},
 		{"helm missing file", with(helm, func(l *Location) { l.Path = "h/nope.yaml" }), "",
@@ -145,7 +173,9 @@ func TestCurrentTag(t *testing.T) {
 		{"manifest disagreement", with(manifest, func(l *Location) { l.Path = "m/split" }), "",
 			"containers running registry.example.com/checkout disagree: m/split/a.yaml (Deployment/checkout, container app) has registry.example.com/checkout:1.4.1, m/split/b.yml (Deployment/worker, container worker) has registry.example.com/checkout:1.4.0", nil},
 		{"manifest digest only", with(manifest, func(l *Location) { l.Image = "registry.example.com/pinned" }), "",
-			`image "registry.example.com/pinned" has no tag in m/prod/deployment.yaml (Deployment/checkout, container pinned)`, ErrNotFound},
+			`image "registry.example.com/pinned" has no tag in m/prod/deployment.yaml (Deployment/checkout, container pinned)`, ErrNoTag},
+		{"manifest untagged", with(manifest, func(l *Location) { l.Path = "base/mongo.yaml"; l.Image = "mongo" }), "",
+			`image "mongo" has no tag in base/mongo.yaml (StatefulSet/mongo, container mongo) (mongo: Kubernetes pulls mongo:latest)`, ErrNoTag},
 		{"manifest no container", with(manifest, func(l *Location) { l.Image = "registry.example.com/check" }), "",
 			`no container with image "registry.example.com/check" in m/prod`, ErrNotFound},
 		{"manifest no yaml files", with(manifest, func(l *Location) { l.Path = "m/empty" }), "",
@@ -635,6 +665,58 @@ func TestHelmChartReads(t *testing.T) {
 			checkErr(t, err, tt.want, ErrNotRead)
 			if !errors.Is(err, ErrNotFound) {
 				t.Errorf("%v is not ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func TestSetImage(t *testing.T) {
+	const d2 = "sha256:9b1c0e2f4a6d8c0b2e4f6a8c0d2e4f6b8a0c2e4d6f8b0a2c4e6d8f0b2a4c6e8d"
+	pinned := with(manifest, func(l *Location) { l.Image = "registry.example.com/pinned" })
+	tests := []struct {
+		name    string
+		loc     Location
+		opts    SetImageOptions
+		pins    int
+		dropped bool
+		wantErr string
+	}{
+		{"no pin, no digest added", manifest, SetImageOptions{Tag: "1.5.0", Digest: d2}, 0, false, ""},
+		{"digest-only pin updated", pinned, SetImageOptions{Tag: "1.5.0", Digest: d2}, 1, false, ""},
+		{"digest-only pin dropped", pinned, SetImageOptions{Tag: "1.5.0"}, 1, true, ""},
+		{"kustomize digest-only entry dropped", with(kust, func(l *Location) { l.Image = "registry.example.com/pinned" }), SetImageOptions{Tag: "1.5.0"}, 1, true, ""},
+		{"helm digestPath absent: nothing to pin", with(helm, func(l *Location) { l.DigestPath = "image.digest" }), SetImageOptions{Tag: "1.5.0", Digest: d2}, 0, false, ""},
+		{"invalid digest", manifest, SetImageOptions{Tag: "1.5.0", Digest: "sha256:xyz"}, 0, false, `invalid digest "sha256:xyz"`},
+		{"empty tag", manifest, SetImageOptions{Digest: d2}, 0, false, "empty tag"},
+		{"bad digest path", with(helm, func(l *Location) { l.DigestPath = "image..digest" }), SetImageOptions{Tag: "1.5.0"}, 0, false, `invalid values path "image..digest"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := SetImage(fixture(), tt.loc, tt.opts)
+			checkErr(t, err, tt.wantErr, nil)
+			if err != nil {
+				return
+			}
+			if len(e.Pins) != tt.pins {
+				t.Fatalf("pins = %v, want %d", e.Pins, tt.pins)
+			}
+			for _, p := range e.Pins {
+				if p.Dropped() != tt.dropped || (!p.Dropped() && p.New != tt.opts.Digest) {
+					t.Errorf("pin %+v: dropped %v, want %v", p, p.Dropped(), tt.dropped)
+				}
+				if note := p.String(); !strings.Contains(note, p.Old) {
+					t.Errorf("note %q doesn't name the old digest", note)
+				}
+			}
+			after := MapFiles{}
+			for k, v := range fixture() {
+				after[k] = v
+			}
+			for _, c := range e.Changes {
+				after[c.Path] = c.New
+			}
+			if got, err := CurrentTag(after, tt.loc); err != nil || got != tt.opts.Tag {
+				t.Errorf("CurrentTag after = %q, %v", got, err)
 			}
 		})
 	}

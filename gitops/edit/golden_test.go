@@ -3,6 +3,7 @@ package edit
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,24 +29,48 @@ type goldenCase struct {
 	Image           string `yaml:"image"`
 	TagPath         string `yaml:"tagPath"`
 	AnnotationsPath string `yaml:"annotationsPath"`
-	Op              string `yaml:"op"` // "tag" or "restart"
-	Value           string `yaml:"value"`
-	Removed         int    `yaml:"removed"`
-	Added           int    `yaml:"added"`
+	DigestPath      string `yaml:"digestPath"`
+	// Digest is the new tag's digest given to SetImage (op tag).
+	Digest string `yaml:"digest"`
+	// Pins are the notes the edit must return about digest pins, in order.
+	Pins []string `yaml:"pins"`
+	// From, when set, is what CurrentTag reads on before/; FromError, the
+	// ErrNoTag it must fail with there instead.
+	From      string `yaml:"from"`
+	FromError string `yaml:"fromError"`
+	Op        string `yaml:"op"` // "tag" or "restart"
+	Value     string `yaml:"value"`
+	Removed   int    `yaml:"removed"`
+	Added     int    `yaml:"added"`
 	// Error, when set, is the error the operation must fail with (an
 	// ErrNotFound); the case then has no after/ tree.
 	Error string `yaml:"error"`
 }
 
 func (c goldenCase) loc() Location {
-	return Location{Layout: c.Layout, Path: c.Path, Image: c.Image, TagPath: c.TagPath, AnnotationsPath: c.AnnotationsPath}
+	return Location{Layout: c.Layout, Path: c.Path, Image: c.Image, TagPath: c.TagPath, AnnotationsPath: c.AnnotationsPath, DigestPath: c.DigestPath}
 }
 
 func (c goldenCase) run(f Files) ([]Change, error) {
+	changes, _, err := c.runNotes(f)
+	return changes, err
+}
+
+// runNotes runs the operation and returns the notes on digest pins too.
+func (c goldenCase) runNotes(f Files) ([]Change, []string, error) {
 	if c.Op == "restart" {
-		return SetRestart(f, c.loc(), c.Value)
+		changes, err := SetRestart(f, c.loc(), c.Value)
+		return changes, nil, err
 	}
-	return SetTag(f, c.loc(), c.Value)
+	e, err := SetImage(f, c.loc(), SetImageOptions{Tag: c.Value, Digest: c.Digest})
+	if err == nil && c.Digest == "" {
+		// SetTag is SetImage without a digest.
+		changes, err := SetTag(f, c.loc(), c.Value)
+		if err != nil || cmp.Diff(changes, e.Changes) != "" {
+			return nil, nil, fmt.Errorf("SetTag differs from SetImage without a digest: %v", err)
+		}
+	}
+	return e.Changes, e.Notes(), err
 }
 
 func (c goldenCase) current(f Files) (string, error) {
@@ -154,7 +179,19 @@ func TestGolden(t *testing.T) {
 	for _, c := range goldenCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			before := readTree(t, filepath.Join(c.dir, "before"))
-			changes, err := c.run(before)
+			if c.From != "" || c.FromError != "" {
+				from, err := CurrentTag(before, c.loc())
+				if c.FromError != "" && (err == nil || err.Error() != c.FromError || !errors.Is(err, ErrNoTag)) {
+					t.Errorf("before the edit: CurrentTag = %q, %v; want ErrNoTag %q", from, err, c.FromError)
+				}
+				if c.From != "" && (err != nil || from != c.From) {
+					t.Errorf("before the edit: CurrentTag = %q, %v; want %q", from, err, c.From)
+				}
+			}
+			changes, notes, err := c.runNotes(before)
+			if d := cmp.Diff(c.Pins, notes); err == nil && d != "" {
+				t.Errorf("pin notes (-want +got):\n%s", d)
+			}
 			if c.Error != "" {
 				if err == nil || err.Error() != c.Error || !errors.Is(err, ErrNotFound) {
 					t.Fatalf("%s %s: got %d changes, err %v; want ErrNotFound %q", c.Op, c.Value, len(changes), err, c.Error)

@@ -61,26 +61,88 @@ func helmCurrentTag(f Files, loc Location) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if !found || tag == "" {
+	if found && tag != "" {
+		return tag, nil
+	}
+	// The key is empty, or absent from a mapping that is there: the chart's
+	// default applies. A missing mapping is a wrong tagPath.
+	keys, _ := splitPath(loc.TagPath)
+	parent := y.root(0)
+	if len(keys) > 1 {
+		if parent, err = getPath(parent, keys[:len(keys)-1]...); err != nil {
+			return "", fmt.Errorf("%s: %w", y.path, err)
+		}
+	}
+	if parent == nil || parent.Kind != yaml.MappingNode {
 		return "", notFoundf("%s not found in %s", loc.TagPath, y.path)
 	}
-	return tag, nil
+	state := "is empty"
+	if !found {
+		state = "is not set"
+	}
+	return "", noTagf("%s %s in %s: the chart's default tag applies%s", loc.TagPath, state, y.path, chartAppVersion(f, loc))
+}
+
+// chartAppVersion describes the appVersion of the chart next to the values
+// file, "" if there is none in the repo.
+func chartAppVersion(f Files, loc Location) string {
+	dir := path.Dir(loc.Path)
+	for _, d := range []string{dir, path.Join(dir, "chart")} {
+		b, err := f.ReadFile(path.Join(d, "Chart.yaml"))
+		if err != nil {
+			continue
+		}
+		var c struct {
+			AppVersion string `yaml:"appVersion"`
+		}
+		if yaml.Unmarshal(b, &c) != nil || c.AppVersion == "" {
+			return ""
+		}
+		return fmt.Sprintf(" (usually its appVersion, %s in %s)", c.AppVersion, path.Join(d, "Chart.yaml"))
+	}
+	return ""
 }
 
 func helmSetTag(f Files, loc Location, tag string) ([]Change, error) {
+	e, err := helmSetImage(f, loc, SetImageOptions{Tag: tag})
+	return e.Changes, err
+}
+
+// helmSetImage sets the tag at TagPath, adding the key when absent, and
+// updates or clears a digest held at DigestPath.
+func helmSetImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
 	y, err := readValues(f, loc.Path)
 	if err != nil {
-		return nil, err
+		return ImageEdit{}, err
 	}
 	keys, _ := splitPath(loc.TagPath)
-	changed, err := y.setPath(0, nil, y.root(0), keys, tag, modeTag)
+	changed, err := y.setPath(0, nil, y.root(0), keys, opts.Tag, modeTag)
 	if err != nil {
-		return nil, fmt.Errorf("set %s in %s: %w", loc.TagPath, y.path, err)
+		return ImageEdit{}, fmt.Errorf("set %s in %s: %w", loc.TagPath, y.path, err)
+	}
+	var pins []PinChange
+	if loc.DigestPath != "" {
+		old, _, err := helmGet(y, loc.DigestPath)
+		if err != nil {
+			return ImageEdit{}, err
+		}
+		if p, ok := pinFor(fmt.Sprintf("%s (%s)", y.path, loc.DigestPath), old, opts.Digest); ok && old != opts.Digest {
+			dkeys, _ := splitPath(loc.DigestPath)
+			if _, err := y.setPath(0, nil, y.root(0), dkeys, opts.Digest, modeTag); err != nil {
+				return ImageEdit{}, fmt.Errorf("set %s in %s: %w", loc.DigestPath, y.path, err)
+			}
+			changed = true
+			pins = append(pins, p)
+		}
 	}
 	if !changed {
-		return nil, unchangedf("%s in %s is already %s", loc.TagPath, y.path, tag)
+		return ImageEdit{}, unchangedf("%s in %s is already %s", loc.TagPath, y.path, opts.Tag)
 	}
-	return collect(y)
+	changes, err := collect(y)
+	if err != nil {
+		return ImageEdit{}, err
+	}
+	return ImageEdit{Changes: changes, Pins: pins}, nil
 }
 
 // restartKeys is the path of the restart annotation in a values file: the

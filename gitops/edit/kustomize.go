@@ -131,67 +131,21 @@ func kustomizeCurrentTag(f Files, loc Location) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	images, _, entry, err := findImageEntry(y, loc.Image)
+	ref, where, err := kustomizeCurrentRef(f, loc, y)
 	if err != nil {
 		return "", err
 	}
-	if entry < 0 {
-		return "", notFoundf("image %q not found in %s", loc.Image, y.path)
+	switch {
+	case ref.Tag != "":
+		return ref.Tag, nil
+	case ref.Digest != "":
+		return "", noTagf("image %q has no tag at %s (it is pinned by digest %s)", loc.Image, where, ref.Digest)
 	}
-	e := images.Content[entry]
-	n, err := get(e, "newTag")
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", y.path, err)
-	}
-	tag, ok := scalarString(n)
-	if !ok {
-		if d, _ := get(e, "digest"); d != nil {
-			return "", notFoundf("image %q in %s has no newTag (it is pinned by digest)", loc.Image, y.path)
-		}
-		return "", notFoundf("image %q in %s has no newTag", loc.Image, y.path)
-	}
-	return tag, nil
+	return "", noTagf("image %q has no tag at %s (%s: Kubernetes pulls %s:latest)", loc.Image, where, ref, ref.Name)
 }
 
-// kustomizeSetTag does what `kustomize edit set image NAME=NAME:TAG` does:
-// set newTag on the entry (dropping a digest, keeping newName), or add an
-// entry.
+// kustomizeSetTag is kustomizeSetImage without a digest.
 func kustomizeSetTag(f Files, loc Location, tag string) ([]Change, error) {
-	y, err := readKustomization(f, loc.Path)
-	if err != nil {
-		return nil, err
-	}
-	images, keyIdx, entry, err := findImageEntry(y, loc.Image)
-	if err != nil {
-		return nil, err
-	}
-	root := y.root(0)
-	item := newMap("name", newScalar(loc.Image, false), "newTag", newScalar(tag, false))
-	switch {
-	case root == nil:
-		err = y.appendToFile("images", newSeq(item))
-	case keyIdx < 0:
-		err = y.insertEntry(0, nil, root, "images", newSeq(item))
-	case entry < 0 && isNull(images):
-		err = y.fillNull(0, []any{"images"}, root, keyIdx, newSeq(item))
-	case entry < 0:
-		err = y.appendItem(0, []any{"images"}, images, item)
-	default:
-		e := images.Content[entry]
-		gp := []any{"images", entry}
-		if _, err = y.setPath(0, gp, e, []string{"newTag"}, tag, modeTag); err != nil {
-			break
-		}
-		var di int
-		if di, err = lookup(e, "digest"); err == nil && di >= 0 {
-			err = y.deleteEntry(0, gp, e, di)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("set image %q in %s: %w", loc.Image, y.path, err)
-	}
-	if !y.changed() {
-		return nil, unchangedf("image %q in %s already has newTag %s", loc.Image, y.path, tag)
-	}
-	return collect(y)
+	e, err := kustomizeSetImage(f, loc, SetImageOptions{Tag: tag})
+	return e.Changes, err
 }

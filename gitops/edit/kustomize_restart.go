@@ -136,12 +136,14 @@ func imageRenames(y *yfile) map[string]string {
 
 // walk reads the kustomization in dir (y, already parsed) and what it lists.
 // renames are the rewrites of the kustomizations that include dir.
-func (b *kresources) walk(dir string, y *yfile, renames []map[string]string) error {
+// kusts are those kustomizations, innermost first.
+func (b *kresources) walk(dir string, y *yfile, renames []map[string]string, kusts []*yfile) error {
 	if b.seen[dir] {
 		return nil
 	}
 	b.seen[dir] = true
 	renames = append([]map[string]string{imageRenames(y)}, renames...)
+	kusts = append([]*yfile{y}, kusts...)
 	root := y.root(0)
 	for _, key := range []string{"resources", "bases", "components"} {
 		seq, err := get(root, key)
@@ -172,7 +174,7 @@ func (b *kresources) walk(dir string, y *yfile, renames []map[string]string) err
 				ky, kerr := readKustomization(b.f, p)
 				switch {
 				case kerr == nil:
-					if err := b.walk(p, ky, renames); err != nil {
+					if err := b.walk(p, ky, renames, kusts); err != nil {
 						return err
 					}
 				case errors.Is(kerr, ErrNotFound):
@@ -195,7 +197,7 @@ func (b *kresources) walk(dir string, y *yfile, renames []map[string]string) err
 					return err
 				}
 				if r != nil {
-					r.renames = renames
+					r.renames, r.kusts = renames, kusts
 					b.res = append(b.res, r)
 				}
 			}
@@ -208,7 +210,7 @@ func (b *kresources) walk(dir string, y *yfile, renames []map[string]string) err
 // rolls; ErrNoWorkload if there is none.
 func kustomizeRestartTargets(f Files, loc Location, y *yfile) ([]*resource, error) {
 	b := &kresources{f: f, seen: map[string]bool{}}
-	if err := b.walk(loc.Path, y, nil); err != nil {
+	if err := b.walk(loc.Path, y, nil, nil); err != nil {
 		return nil, err
 	}
 	sel, err := selectRestart(b.res, loc.Image)

@@ -225,36 +225,54 @@ func manifestCurrentTag(f Files, loc Location) (string, error) {
 			}
 		}
 	}
-	if first.ref.Tag == "" {
-		return "", notFoundf("image %q has no tag in %s (%s)", loc.Image, fw.where(first), first.ref)
+	switch {
+	case first.ref.Tag == "" && first.ref.Digest != "":
+		return "", noTagf("image %q has no tag in %s (%s: it is pinned by digest)", loc.Image, fw.where(first), first.ref)
+	case first.ref.Tag == "":
+		return "", noTagf("image %q has no tag in %s (%s: Kubernetes pulls %s:latest)", loc.Image, fw.where(first), first.ref, first.ref.Name)
 	}
 	return first.ref.Tag, nil
 }
 
 func manifestSetTag(f Files, loc Location, tag string) ([]Change, error) {
+	e, err := manifestSetImage(f, loc, SetImageOptions{Tag: tag})
+	return e.Changes, err
+}
+
+// manifestSetImage writes NAME:TAG into every container running loc.Image
+// (an untagged image gets its tag); a container pinned by digest gets
+// NAME:TAG@DIGEST with opts.Digest, or NAME:TAG and a dropped pin without.
+func manifestSetImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
 	files, ws, err := loadWorkloads(f, loc)
 	if err != nil {
-		return nil, err
+		return ImageEdit{}, err
 	}
 	if len(ws) == 0 {
-		return nil, notFoundf("no container with image %q in %s", loc.Image, loc.Path)
+		return ImageEdit{}, notFoundf("no container with image %q in %s", loc.Image, loc.Path)
 	}
-	ref := imageRef{Name: loc.Image, Tag: tag}.String()
+	var pins []PinChange
 	for _, w := range ws {
 		for _, c := range w.containers {
-			if _, err := w.y.setScalar(w.doc, c.gpath, c.image, c.flow, ref, modeTag); err != nil {
-				return nil, fmt.Errorf("set image of %s: %w", w.where(c), err)
+			ref := imageRef{Name: loc.Image, Tag: opts.Tag}
+			if p, ok := pinFor(w.where(c), c.ref.Digest, opts.Digest); ok {
+				ref.Digest = opts.Digest
+				if p.Old != p.New {
+					pins = append(pins, p)
+				}
+			}
+			if _, err := w.y.setScalar(w.doc, c.gpath, c.image, c.flow, ref.String(), modeTag); err != nil {
+				return ImageEdit{}, fmt.Errorf("set image of %s: %w", w.where(c), err)
 			}
 		}
 	}
 	changes, err := collect(files...)
 	if err != nil {
-		return nil, err
+		return ImageEdit{}, err
 	}
 	if len(changes) == 0 {
-		return nil, unchangedf("every container running %s in %s already runs %s", loc.Image, loc.Path, ref)
+		return ImageEdit{}, unchangedf("every container running %s in %s already runs %s", loc.Image, loc.Path, imageRef{Name: loc.Image, Tag: opts.Tag})
 	}
-	return changes, nil
+	return ImageEdit{Changes: changes, Pins: pins}, nil
 }
 
 var templateRestartKeys = []string{"metadata", "annotations", RestartAnnotation}

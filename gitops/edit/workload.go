@@ -68,6 +68,9 @@ type resource struct {
 	// renames are the images: rewrites of the kustomizations the resource
 	// goes through, innermost first (name -> newName); nil outside kustomize.
 	renames []map[string]string
+	// kusts are the kustomizations the resource goes through, innermost
+	// first; nil outside kustomize.
+	kusts []*yfile
 }
 
 func (r *resource) String() string { return r.kind + "/" + r.name }
@@ -136,20 +139,27 @@ func (r *resource) matches(s, image string) bool {
 // that run image. It checks the node walk against the decoded value: YAML
 // aliases and merge keys can hide containers from the walk.
 func (r *resource) runsImage(image string) (int, error) {
+	imgs, err := r.images(image)
+	return len(imgs), err
+}
+
+// images returns the image references, as written, of the containers (and
+// init containers) of r's pod spec that run image, in file order.
+func (r *resource) images(image string) ([]string, error) {
 	sp, ok := podSpecPaths[r.kind]
 	if !ok {
-		return 0, nil
+		return nil, nil
 	}
 	spec, err := getPath(r.root, sp...)
 	if err != nil {
-		return 0, fmt.Errorf("%s (%s): %w", r.y.path, r, err)
+		return nil, fmt.Errorf("%s (%s): %w", r.y.path, r, err)
 	}
-	n := 0
+	var imgs []string
 	if spec != nil && spec.Kind == yaml.MappingNode {
 		for _, section := range []string{"containers", "initContainers"} {
 			seq, err := get(spec, section)
 			if err != nil {
-				return 0, fmt.Errorf("%s (%s): %w", r.y.path, r, err)
+				return nil, fmt.Errorf("%s (%s): %w", r.y.path, r, err)
 			}
 			if seq == nil || seq.Kind != yaml.SequenceNode {
 				continue
@@ -157,10 +167,10 @@ func (r *resource) runsImage(image string) (int, error) {
 			for _, c := range seq.Content {
 				img, err := get(c, "image")
 				if err != nil {
-					return 0, fmt.Errorf("%s (%s): %w", r.y.path, r, err)
+					return nil, fmt.Errorf("%s (%s): %w", r.y.path, r, err)
 				}
 				if s, ok := scalarString(img); ok && r.matches(s, image) {
-					n++
+					imgs = append(imgs, s)
 				}
 			}
 		}
@@ -182,10 +192,10 @@ func (r *resource) runsImage(image string) (int, error) {
 			}
 		}
 	}
-	if g != n {
-		return 0, fmt.Errorf("%w: document %d of %s (%s) uses YAML aliases or merge keys around its containers", errUnsupported, r.doc+1, r.y.path, r)
+	if g != len(imgs) {
+		return nil, fmt.Errorf("%w: document %d of %s (%s) uses YAML aliases or merge keys around its containers", errUnsupported, r.doc+1, r.y.path, r)
 	}
-	return n, nil
+	return imgs, nil
 }
 
 // workloadRef returns the kind and name a Rollout's spec.workloadRef

@@ -154,7 +154,10 @@ type AppEnv struct {
 	Image           string `yaml:"image"`
 	TagPath         string `yaml:"tagPath"`
 	AnnotationsPath string `yaml:"annotationsPath"`
-	ArgoApp         string `yaml:"argoApp"`
+	// DigestPath (helm) is where the values pin the image's digest, e.g.
+	// image.digest: kept consistent with the tag, or cleared and said.
+	DigestPath string `yaml:"digestPath"`
+	ArgoApp    string `yaml:"argoApp"`
 }
 
 // Config is the validated configuration, paths resolved against the
@@ -732,7 +735,7 @@ func (v *validator) fields(p, app, env string, ae AppEnv) {
 	if ae.Image != "" && !validImage(ae.Image) {
 		v.addf(p+".image", "%q is not an image name without tag or digest, e.g. registry.example.com/shop/%s", ae.Image, app)
 	}
-	for _, kv := range [][2]string{{"tagPath", ae.TagPath}, {"annotationsPath", ae.AnnotationsPath}} {
+	for _, kv := range [][2]string{{"tagPath", ae.TagPath}, {"annotationsPath", ae.AnnotationsPath}, {"digestPath", ae.DigestPath}} {
 		if kv[1] != "" && !dotted.MatchString(kv[1]) {
 			v.addf(p+"."+kv[0], "%q is not a dotted path like image.tag", kv[1])
 		}
@@ -758,6 +761,7 @@ func (v *validator) target(p, appPath, app, env string, def, ae AppEnv) gitops.T
 		Image:           pick(ae.Image, def.Image),
 		TagPath:         pick(ae.TagPath, def.TagPath),
 		AnnotationsPath: pick(ae.AnnotationsPath, def.AnnotationsPath),
+		DigestPath:      pick(ae.DigestPath, def.DigestPath),
 	}}
 	if t.Layout == "" {
 		v.addf(p+".layout", "required: kustomize, helm or manifest (set it on the app, %s.layout, or per environment)", appPath)
