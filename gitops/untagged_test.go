@@ -25,7 +25,7 @@ func TestTagNotWrittenAndDigestPin(t *testing.T) {
 	base := func(app, tag string) map[string]string {
 		return map[string]string{
 			"apps/" + app + "/base/kustomization.yaml": "resources:\n  - deployment.yaml\n",
-			"apps/" + app + "/base/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + app + "\nspec:\n  template:\n    spec:\n      containers:\n        - name: " + app + "\n          image: registry.example.com/" + app + tag + "\n",
+			"apps/" + app + "/base/deployment.yaml":    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: " + app + "\nspec:\n  template:\n    spec:\n      containers:\n        - name: " + app + "\n          image: registry.example.com/" + app + tag + "\n",
 		}
 	}
 	files := base("web", ":2.0.0")
