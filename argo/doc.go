@@ -4,8 +4,9 @@
 // Healthy, failed, Degraded or timed out.
 //
 // It talks to Argo CD's REST API (grpc-gateway) with its own small structs
-// for the fields it reads, never Argo CD's Go module (see
-// shared/dependencies.md). The API is the same on Argo CD v2 and v3
+// for the fields it reads, never Argo CD's Go module: importing it costs
+// 450-570 modules and an 86-103 MB binary against 16 MB, and forces old
+// replaces of k8s.io and filepath-securejoin. The API is the same on Argo CD v2 and v3
 // servers; the one difference shipbot meets is that v3 no longer stores
 // resource health in the Application: its API server fills it in on Get
 // and on the watch stream, but not on List.

@@ -1,5 +1,5 @@
 # shipbot against a real local Argo CD 2.14 + kube-apiserver/KCM 1.31, no Docker
-# (deploy/local; shared/argocd-local.md). Included from the Makefile:
+# (deploy/local/README.md). Included from the Makefile:
 #     include deploy/local/e2e.mk
 # Needs root (a private network namespace per run), git, and Debian's
 # etcd-server and redis-server (installed here when missing and apt-get exists).

@@ -2,8 +2,11 @@
 // clone per remote in a cache directory, reads from tree objects, commits
 // built directly from objects (no worktree, no status over thousands of
 // files), and a compare-and-swap push through a receive-pack session that
-// sends exactly the new objects. See ../shared/dependencies.md ("go-git at
-// monorepo scale") for why the obvious go-git calls are not used.
+// sends exactly the new objects. The obvious go-git calls are not used:
+// measured on 1,000 apps x 3 envs with 10,000 commits, repo.Push walks every
+// object reachable from the remote ref (3-4 s and ~300 MB per push) and a
+// worktree Add/Reset runs a status over every file, while a commit built from
+// objects and a raw receive-pack session write in ~77 ms and 31 MB.
 package repo
 
 import (

@@ -1,5 +1,5 @@
 // Command harness runs shipbot against a real local Argo CD (see
-// deploy/local/stack and shared/argocd-local.md).
+// deploy/local/stack and deploy/local/README.md).
 //
 //	harness netns -- CMD [ARG...]
 //	    run CMD in a fresh private network namespace with only loopback up;

@@ -1,6 +1,6 @@
 // Package stack runs a real Argo CD v2.14 with a real kube-apiserver and
 // kube-controller-manager v1.31 on 127.0.0.1, without Docker, for shipbot's
-// end-to-end tests and the full-loop demo (see shared/argocd-local.md).
+// end-to-end tests and the full-loop demo (see deploy/local/README.md).
 //
 // Start expects to run inside a private network namespace (the harness's
 // `netns` command makes one): every server binds 127.0.0.1, and the Argo CD

@@ -1,7 +1,7 @@
 package main
 
 // Contract test: shipbot's argo package talks to Argo CD's REST API with its
-// own small structs (shared/dependencies.md). Here real Argo CD v2.14.21
+// own small structs (argo/doc.go says why). Here real Argo CD v2.14.21
 // values (v1alpha1.Application, ApplicationTree, ApplicationWatchEvent) are
 // marshalled the way the API server does (encoding/json of the v1alpha1
 // types; grpc-gateway uses their JSON tags) and decoded by shipbot, field by
