@@ -46,9 +46,10 @@ func (a Action) Writes() bool {
 type Layout = edit.Layout
 
 const (
-	LayoutKustomize = edit.LayoutKustomize
-	LayoutHelm      = edit.LayoutHelm
-	LayoutManifest  = edit.LayoutManifest
+	LayoutKustomize   = edit.LayoutKustomize
+	LayoutHelm        = edit.LayoutHelm
+	LayoutManifest    = edit.LayoutManifest
+	LayoutApplication = edit.LayoutApplication
 )
 
 // Request is one parsed chat command. Free-text fields (Why) are hostile

@@ -20,11 +20,15 @@ const (
 	LayoutKustomize Layout = "kustomize" // Path is an overlay directory holding kustomization.yaml
 	LayoutHelm      Layout = "helm"      // Path is a Helm values file
 	LayoutManifest  Layout = "manifest"  // Path is a directory of (or one) raw YAML manifest file(s)
+	// LayoutApplication: Path is an Argo CD Application manifest whose
+	// source(s) carry the tag (helm parameters or valuesObject, kustomize
+	// images); see application.go.
+	LayoutApplication Layout = "application"
 )
 
 // Valid reports whether l is a known layout.
 func (l Layout) Valid() bool {
-	return l == LayoutKustomize || l == LayoutHelm || l == LayoutManifest
+	return l == LayoutKustomize || l == LayoutHelm || l == LayoutManifest || l == LayoutApplication
 }
 
 // RestartAnnotation is the pod-template annotation a restart sets.
@@ -124,6 +128,13 @@ func normalize(loc Location) (Location, error) {
 		if _, err := splitPath(loc.AnnotationsPath); err != nil {
 			return loc, err
 		}
+	case LayoutApplication:
+		if loc.Path == "." || loc.Image == "" {
+			return loc, errors.New("application location needs the path of an Argo CD Application manifest and an image name")
+		}
+		if _, err := splitPath(loc.TagPath); err != nil {
+			return loc, err
+		}
 	default:
 		if loc.Image == "" {
 			return loc, fmt.Errorf("%s location needs an image name", loc.Layout)
@@ -154,6 +165,8 @@ func CurrentTag(f Files, loc Location) (string, error) {
 		return kustomizeCurrentTag(f, loc)
 	case LayoutHelm:
 		return helmCurrentTag(f, loc)
+	case LayoutApplication:
+		return applicationCurrentTag(f, loc)
 	default:
 		return manifestCurrentTag(f, loc)
 	}
@@ -176,6 +189,8 @@ func SetTag(f Files, loc Location, tag string) ([]Change, error) {
 		changes, err = kustomizeSetTag(f, loc, tag)
 	case LayoutHelm:
 		changes, err = helmSetTag(f, loc, tag)
+	case LayoutApplication:
+		changes, err = applicationSetTag(f, loc, tag)
 	default:
 		changes, err = manifestSetTag(f, loc, tag)
 	}
@@ -201,6 +216,8 @@ func CurrentRestart(f Files, loc Location) (string, error) {
 		return kustomizeCurrentRestart(f, loc)
 	case LayoutHelm:
 		return helmCurrentRestart(f, loc)
+	case LayoutApplication:
+		return applicationCurrentRestart(f, loc)
 	default:
 		return manifestCurrentRestart(f, loc)
 	}
@@ -229,6 +246,8 @@ func SetRestart(f Files, loc Location, value string) ([]Change, error) {
 		changes, err = kustomizeSetRestart(f, loc, value)
 	case LayoutHelm:
 		changes, err = helmSetRestart(f, loc, value)
+	case LayoutApplication:
+		changes, err = applicationSetRestart(f, loc, value)
 	default:
 		changes, err = manifestSetRestart(f, loc, value)
 	}
@@ -253,7 +272,7 @@ func Inputs(f Files, loc Location) ([]string, error) {
 	switch loc.Layout {
 	case LayoutKustomize:
 		paths, err = kustomizeInputs(f, loc)
-	case LayoutHelm:
+	case LayoutHelm, LayoutApplication:
 		paths = []string{loc.Path}
 	default:
 		paths, err = manifestFiles(f, loc)

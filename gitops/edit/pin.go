@@ -110,6 +110,8 @@ func SetImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
 		e, err = kustomizeSetImage(f, loc, opts)
 	case LayoutHelm:
 		e, err = helmSetImage(f, loc, opts)
+	case LayoutApplication:
+		e, err = applicationSetImage(f, loc, opts)
 	default:
 		e, err = manifestSetImage(f, loc, opts)
 	}

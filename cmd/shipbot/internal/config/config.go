@@ -730,7 +730,7 @@ func (v *validator) freezes(f *File, cfg *Config, envs map[string]bool) {
 // environments), so that a mistake is reported once, where it was made.
 func (v *validator) fields(p, app, env string, ae AppEnv) {
 	if ae.Layout != "" && !edit.Layout(ae.Layout).Valid() {
-		v.addf(p+".layout", "%q is not a layout: use kustomize, helm or manifest", ae.Layout)
+		v.addf(p+".layout", "%q is not a layout: use kustomize, helm, manifest or application", ae.Layout)
 	}
 	if ae.Image != "" && !validImage(ae.Image) {
 		v.addf(p+".image", "%q is not an image name without tag or digest, e.g. registry.example.com/shop/%s", ae.Image, app)
@@ -764,7 +764,7 @@ func (v *validator) target(p, appPath, app, env string, def, ae AppEnv) gitops.T
 		DigestPath:      pick(ae.DigestPath, def.DigestPath),
 	}}
 	if t.Layout == "" {
-		v.addf(p+".layout", "required: kustomize, helm or manifest (set it on the app, %s.layout, or per environment)", appPath)
+		v.addf(p+".layout", "required: kustomize, helm, manifest or application (set it on the app, %s.layout, or per environment)", appPath)
 	}
 	if t.Image == "" {
 		v.addf(p+".image", "required: the image name without tag (set it on the app, %s.image, or per environment)", appPath)
@@ -781,6 +781,9 @@ func (v *validator) target(p, appPath, app, env string, def, ae AppEnv) gitops.T
 	if t.Layout == edit.LayoutHelm && t.Path != "" && !strings.HasSuffix(t.Path, ".yaml") && !strings.HasSuffix(t.Path, ".yml") {
 		v.addf(p+".path", "%q: for the helm layout the path is the values file, e.g. apps/%s/values-%s.yaml", t.Path, app, env)
 	}
+	if t.Layout == edit.LayoutApplication && t.Path != "" && !strings.HasSuffix(t.Path, ".yaml") && !strings.HasSuffix(t.Path, ".yml") {
+		v.addf(p+".path", "%q: for the application layout the path is the Argo CD Application manifest, e.g. apps/%s-%s.yaml", t.Path, app, env)
+	}
 	return t
 }
 
@@ -790,6 +793,8 @@ func pathHint(l edit.Layout, app, env string) string {
 		return fmt.Sprintf("the Helm values file, e.g. apps/%s/values-%s.yaml", app, env)
 	case edit.LayoutManifest:
 		return fmt.Sprintf("the directory (or file) of manifests, e.g. apps/%s/%s", app, env)
+	case edit.LayoutApplication:
+		return fmt.Sprintf("the Argo CD Application manifest, e.g. apps/%s-%s.yaml", app, env)
 	default:
 		return fmt.Sprintf("the kustomize overlay directory, e.g. apps/%s/overlays/%s", app, env)
 	}

@@ -101,7 +101,7 @@ apps:
 		`chat.confirmTimeout (line 9): "soon" is not a positive duration`,
 		"policy.policy: required: a casbin policy file",
 		"signing.key: required: every commit is signed",
-		`apps.checkout.layout (line 12): "kustomise" is not a layout: use kustomize, helm or manifest`,
+		`apps.checkout.layout (line 12): "kustomise" is not a layout: use kustomize, helm, manifest or application`,
 		`apps.checkout.envs.dev.path (line 15): "../outside" must be relative to the repo root and stay inside it`,
 		`apps.checkout.image (line 13): "Registry/Checkout:1.0" is not an image name`,
 		`apps.checkout.envs.qa (line 16): unknown environment "qa"; declare it under environments`,
@@ -318,5 +318,34 @@ func TestRegistrySection(t *testing.T) {
 		if _, err := Parse("shipbot.yaml", []byte(good+doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err = %v, want %q", strings.TrimSpace(doc), err, want)
 		}
+	}
+}
+
+// The application layout (the tag in an Argo CD Application manifest) is
+// accepted with the manifest file as its path; a directory is refused.
+func TestApplicationLayout(t *testing.T) {
+	base := strings.Split(good, "apps:\n")[0] + "apps:\n"
+	cfg, err := Parse("shipbot.yaml", []byte(base+`  cart:
+    layout: application
+    image: registry.example.com/shop/cart
+    envs:
+      prod: {path: argocd/apps/cart-prod.yaml, argoApp: cart-prod}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Catalog.Apps["cart"]["prod"].Location
+	want := edit.Location{Layout: edit.LayoutApplication, Path: "argocd/apps/cart-prod.yaml", Image: "registry.example.com/shop/cart"}
+	if got != want {
+		t.Fatalf("location = %+v, want %+v", got, want)
+	}
+	_, err = Parse("shipbot.yaml", []byte(base+`  cart:
+    layout: application
+    image: registry.example.com/shop/cart
+    envs:
+      prod: {path: argocd/apps}
+`))
+	if err == nil || !strings.Contains(err.Error(), `"argocd/apps": for the application layout the path is the Argo CD Application manifest`) {
+		t.Fatalf("directory path: %v", err)
 	}
 }
