@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -257,7 +258,7 @@ func BenchmarkMonorepo(b *testing.B) {
 		for b.Loop() {
 			a := e.apps[(i*7919)%len(e.apps)]
 			i++
-			if _, err := e.svc.PreviousTag(ctx, a.Name, a.Env); err != nil && !strings.Contains(err.Error(), "no earlier tag") {
+			if _, err := e.svc.PreviousTag(ctx, a.Name, a.Env); err != nil && !errors.Is(err, gitops.ErrNoPrevious) {
 				b.Fatal(err)
 			}
 		}
