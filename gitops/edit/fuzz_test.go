@@ -314,6 +314,9 @@ func modelWorkloads(docs []any, image string, fn func(tmpl any, containers []any
 	for _, d := range docs {
 		kind, _ := mget(d, "kind").(string)
 		tp, ok := fuzzTemplatePaths[kind]
+		if api, _ := mget(d, "apiVersion").(string); kind == "Rollout" && strings.HasPrefix(api, "argoproj.io/") {
+			tp, ok = []string{"spec", "template"}, true
+		}
 		if !ok {
 			continue
 		}

@@ -20,6 +20,22 @@ var templatePaths = map[string][]string{
 	"CronJob":     {"spec", "jobTemplate", "spec", "template"},
 }
 
+// templatePath returns where a document of kind (and apiVersion) keeps the
+// pod template whose containers a tag edit writes. An Argo Rollout
+// (argoproj.io/*, kind Rollout) with spec.template is edited like a
+// Deployment; one with spec.workloadRef has no template of its own, its
+// containers are those of the workload it references (see checkWorkloadRefs).
+func templatePath(kind, apiVersion string) ([]string, bool) {
+	if kind == rolloutKind {
+		if !strings.HasPrefix(apiVersion, "argoproj.io/") {
+			return nil, false
+		}
+		return []string{"spec", "template"}, true
+	}
+	tp, ok := templatePaths[kind]
+	return tp, ok
+}
+
 // workload is one document with a pod template that runs loc.Image.
 type workload struct {
 	y          *yfile
@@ -79,6 +95,7 @@ func loadWorkloads(f Files, loc Location) ([]*yfile, []*workload, error) {
 	}
 	var files []*yfile
 	var ws []*workload
+	var res []*resource
 	for _, p := range paths {
 		b, err := f.ReadFile(p)
 		if err != nil {
@@ -90,6 +107,13 @@ func loadWorkloads(f Files, loc Location) ([]*yfile, []*workload, error) {
 		}
 		files = append(files, y)
 		for d := range y.docs {
+			r, err := readResource(y, d)
+			if err != nil {
+				return nil, nil, err
+			}
+			if r != nil {
+				res = append(res, r)
+			}
 			w, err := findWorkload(y, d, loc.Image)
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", p, err)
@@ -106,7 +130,40 @@ func loadWorkloads(f Files, loc Location) ([]*yfile, []*workload, error) {
 			}
 		}
 	}
+	if err := checkWorkloadRefs(res, loc.Path); err != nil {
+		return nil, nil, err
+	}
 	return files, ws, nil
+}
+
+// checkWorkloadRefs fails when an Argo Rollout among res runs its pods
+// through a spec.workloadRef to a workload that isn't among res: its image
+// is written in a file that isn't the app's, so the edit can neither read
+// nor change it. (A referenced workload that is among res is edited like
+// any other when it runs the image; the Rollout itself then has nothing to
+// edit.)
+func checkWorkloadRefs(res []*resource, where string) error {
+	for _, r := range res {
+		if !r.rollout() {
+			continue
+		}
+		kind, name, ok := r.workloadRef()
+		if !ok {
+			continue
+		}
+		found := false
+		for _, d := range res {
+			if d != r && d.kind == kind && d.name == name && sameNamespace(r, d) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return notFoundf("%s in %s runs the pods of %s/%s (its spec.workloadRef), which is not in %s: the image is written in that workload's manifest, outside the app's files",
+				r, r.y.path, kind, name, where)
+		}
+	}
+	return nil
 }
 
 // findWorkload returns the workload of document d if it runs image.
@@ -120,7 +177,12 @@ func findWorkload(y *yfile, d int, image string) (*workload, error) {
 		return nil, err
 	}
 	kind, _ := scalarString(kn)
-	tp, ok := templatePaths[kind]
+	an, err := get(root, "apiVersion")
+	if err != nil {
+		return nil, err
+	}
+	apiVersion, _ := scalarString(an)
+	tp, ok := templatePath(kind, apiVersion)
 	if !ok {
 		return nil, nil
 	}
@@ -183,7 +245,8 @@ func findWorkload(y *yfile, d int, image string) (*workload, error) {
 func genericContainers(doc any, image string) int {
 	m, _ := doc.(map[string]any)
 	kind, _ := m["kind"].(string)
-	tp, ok := templatePaths[kind]
+	apiVersion, _ := m["apiVersion"].(string)
+	tp, ok := templatePath(kind, apiVersion)
 	if !ok {
 		return 0
 	}
