@@ -34,11 +34,11 @@ func readValues(f Files, p string) (*yfile, error) {
 // helmGet reads the scalar at the dotted path keys of the values file.
 // found is false if the key (or a mapping on the way) is missing or null.
 func helmGet(y *yfile, dotted string) (value string, found bool, err error) {
-	keys, err := splitPath(dotted)
+	vp, err := parseValuesPath(dotted)
 	if err != nil {
 		return "", false, err
 	}
-	n, err := getPath(y.root(0), keys...)
+	n, err := getValues(y.root(0), vp)
 	if err != nil {
 		return "", false, fmt.Errorf("%s: %w", y.path, err)
 	}
@@ -66,14 +66,15 @@ func helmCurrentTag(f Files, loc Location) (string, error) {
 	}
 	// The key is empty, or absent from a mapping that is there: the chart's
 	// default applies. A missing mapping is a wrong tagPath.
-	keys, _ := splitPath(loc.TagPath)
+	vp, _ := parseValuesPath(loc.TagPath)
 	parent := y.root(0)
-	if len(keys) > 1 {
-		if parent, err = getPath(parent, keys[:len(keys)-1]...); err != nil {
+	last := vp.steps[len(vp.steps)-1]
+	if len(vp.steps) > 1 {
+		if parent, err = getValues(parent, valuesPath{text: vp.text, steps: vp.steps[:len(vp.steps)-1]}); err != nil {
 			return "", fmt.Errorf("%s: %w", y.path, err)
 		}
 	}
-	if parent == nil || parent.Kind != yaml.MappingNode {
+	if parent == nil || (!last.isIndex() && parent.Kind != yaml.MappingNode) {
 		return "", notFoundf("%s not found in %s", loc.TagPath, y.path)
 	}
 	state := "is empty"
@@ -111,12 +112,15 @@ func helmSetTag(f Files, loc Location, tag string) ([]Change, error) {
 // helmSetImage sets the tag at TagPath, adding the key when absent, and
 // updates or clears a digest held at DigestPath.
 func helmSetImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
+	vp, err := parseValuesPath(loc.TagPath)
+	if err != nil {
+		return ImageEdit{}, err
+	}
 	y, err := readValues(f, loc.Path)
 	if err != nil {
 		return ImageEdit{}, err
 	}
-	keys, _ := splitPath(loc.TagPath)
-	changed, err := y.setPath(0, nil, y.root(0), keys, opts.Tag, modeTag)
+	changed, err := y.setValues(vp, opts.Tag, modeTag)
 	if err != nil {
 		return ImageEdit{}, fmt.Errorf("set %s in %s: %w", loc.TagPath, y.path, err)
 	}
@@ -127,8 +131,8 @@ func helmSetImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error
 			return ImageEdit{}, err
 		}
 		if p, ok := pinFor(fmt.Sprintf("%s (%s)", y.path, loc.DigestPath), old, opts.Digest); ok && old != opts.Digest {
-			dkeys, _ := splitPath(loc.DigestPath)
-			if _, err := y.setPath(0, nil, y.root(0), dkeys, opts.Digest, modeTag); err != nil {
+			dp, _ := parseValuesPath(loc.DigestPath)
+			if _, err := y.setValues(dp, opts.Digest, modeTag); err != nil {
 				return ImageEdit{}, fmt.Errorf("set %s in %s: %w", loc.DigestPath, y.path, err)
 			}
 			changed = true
@@ -145,11 +149,15 @@ func helmSetImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error
 	return ImageEdit{Changes: changes, Pins: pins}, nil
 }
 
-// restartKeys is the path of the restart annotation in a values file: the
+// restartPath is the path of the restart annotation in a values file: the
 // annotation key is one key, dots and all.
-func restartKeys(loc Location) []string {
-	keys, _ := splitPath(loc.AnnotationsPath)
-	return append(keys, RestartAnnotation)
+func restartPath(loc Location) (valuesPath, error) {
+	vp, err := parseValuesPath(loc.AnnotationsPath)
+	if err != nil {
+		return valuesPath{}, err
+	}
+	vp.steps = append(vp.steps, pathStep{key: RestartAnnotation, index: -1})
+	return vp, nil
 }
 
 func helmCurrentRestart(f Files, loc Location) (string, error) {
@@ -157,7 +165,11 @@ func helmCurrentRestart(f Files, loc Location) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n, err := getPath(y.root(0), restartKeys(loc)...)
+	vp, err := restartPath(loc)
+	if err != nil {
+		return "", err
+	}
+	n, err := getValues(y.root(0), vp)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", y.path, err)
 	}
@@ -173,7 +185,11 @@ func helmSetRestart(f Files, loc Location, value string) ([]Change, error) {
 	if err := checkChartReads(f, loc); err != nil {
 		return nil, err
 	}
-	changed, err := y.setPath(0, nil, y.root(0), restartKeys(loc), value, modeQuoted)
+	vp, err := restartPath(loc)
+	if err != nil {
+		return nil, err
+	}
+	changed, err := y.setValues(vp, value, modeQuoted)
 	if err != nil {
 		return nil, fmt.Errorf("set %s[%q] in %s: %w", loc.AnnotationsPath, RestartAnnotation, y.path, err)
 	}
@@ -227,8 +243,16 @@ func checkChartReads(f Files, loc Location) error {
 	if err != nil {
 		return nil
 	}
-	keys, _ := splitPath(loc.AnnotationsPath)
-	key := []byte(keys[len(keys)-1])
+	vp, err := parseValuesPath(loc.AnnotationsPath)
+	if err != nil {
+		return nil
+	}
+	var key []byte
+	for i := len(vp.steps) - 1; i >= 0 && key == nil; i-- {
+		if !vp.steps[i].isIndex() {
+			key = []byte(vp.steps[i].key)
+		}
+	}
 	workload := false
 	for _, n := range names {
 		b, err := f.ReadFile(path.Join(tdir, n))

@@ -255,7 +255,6 @@ func (e *Error) Error() string {
 
 var (
 	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	dotted   = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 	// yaml.v3's message for a key that File does not have.
 	unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type`)
 	// An image name without tag or digest: a registry host may carry a port,
@@ -736,8 +735,16 @@ func (v *validator) fields(p, app, env string, ae AppEnv) {
 		v.addf(p+".image", "%q is not an image name without tag or digest, e.g. registry.example.com/shop/%s", ae.Image, app)
 	}
 	for _, kv := range [][2]string{{"tagPath", ae.TagPath}, {"annotationsPath", ae.AnnotationsPath}, {"digestPath", ae.DigestPath}} {
-		if kv[1] != "" && !dotted.MatchString(kv[1]) {
-			v.addf(p+"."+kv[0], "%q is not a dotted path like image.tag", kv[1])
+		if kv[1] == "" {
+			continue
+		}
+		if err := edit.ValidateValuesPath(kv[1]); err != nil {
+			reason := err.Error()
+			var pe *edit.ValuesPathError
+			if errors.As(err, &pe) {
+				reason = fmt.Sprintf("%s at offset %d", pe.Reason, pe.Offset)
+			}
+			v.addf(p+"."+kv[0], "%q is not a dotted path like image.tag, server.extraContainers[0].image.tag or labels.\"app.kubernetes.io/version\" (%s)", kv[1], reason)
 		}
 	}
 	if env == "" && ae.Path != "" {
