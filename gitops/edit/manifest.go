@@ -89,12 +89,41 @@ func manifestFiles(f Files, loc Location) ([]string, error) {
 // loadWorkloads parses the manifest files of loc and finds the workloads
 // with a container (or init container) running loc.Image.
 func loadWorkloads(f Files, loc Location) ([]*yfile, []*workload, error) {
+	var ws []*workload
+	files, res, err := readManifests(f, loc, func(y *yfile, d int) error {
+		w, err := findWorkload(y, d, loc.Image)
+		if err != nil {
+			return fmt.Errorf("%s: %w", y.path, err)
+		}
+		found := 0
+		if w != nil {
+			ws = append(ws, w)
+			found = len(w.containers)
+		}
+		// The decoded value must agree with the node walk; YAML aliases
+		// and merge keys can hide containers from it.
+		if genericContainers(y.values[d], loc.Image) != found {
+			return fmt.Errorf("%w: document %d of %s uses YAML aliases or merge keys around its containers", errUnsupported, d+1, y.path)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkWorkloadRefs(res, loc.Path); err != nil {
+		return nil, nil, err
+	}
+	return files, ws, nil
+}
+
+// readManifests parses the manifest files of loc into their resources,
+// calling each (when set) on every document.
+func readManifests(f Files, loc Location, each func(y *yfile, d int) error) ([]*yfile, []*resource, error) {
 	paths, err := manifestFiles(f, loc)
 	if err != nil {
 		return nil, nil, err
 	}
 	var files []*yfile
-	var ws []*workload
 	var res []*resource
 	for _, p := range paths {
 		b, err := f.ReadFile(p)
@@ -114,26 +143,14 @@ func loadWorkloads(f Files, loc Location) ([]*yfile, []*workload, error) {
 			if r != nil {
 				res = append(res, r)
 			}
-			w, err := findWorkload(y, d, loc.Image)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", p, err)
-			}
-			found := 0
-			if w != nil {
-				ws = append(ws, w)
-				found = len(w.containers)
-			}
-			// The decoded value must agree with the node walk; YAML aliases
-			// and merge keys can hide containers from it.
-			if genericContainers(y.values[d], loc.Image) != found {
-				return nil, nil, fmt.Errorf("%w: document %d of %s uses YAML aliases or merge keys around its containers", errUnsupported, d+1, p)
+			if each != nil {
+				if err := each(y, d); err != nil {
+					return nil, nil, err
+				}
 			}
 		}
 	}
-	if err := checkWorkloadRefs(res, loc.Path); err != nil {
-		return nil, nil, err
-	}
-	return files, ws, nil
+	return files, res, nil
 }
 
 // checkWorkloadRefs fails when an Argo Rollout among res runs its pods
@@ -346,31 +363,9 @@ var rolloutRestartKeys = []string{"spec", "restartAt"}
 // manifestRestartTargets parses the manifest files of loc and selects the
 // workloads a restart rolls (see selectRestart).
 func manifestRestartTargets(f Files, loc Location) ([]*yfile, []*resource, error) {
-	paths, err := manifestFiles(f, loc)
+	files, res, err := readManifests(f, loc, nil)
 	if err != nil {
 		return nil, nil, err
-	}
-	var files []*yfile
-	var res []*resource
-	for _, p := range paths {
-		b, err := f.ReadFile(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		y, err := parseYAML(p, b)
-		if err != nil {
-			return nil, nil, err
-		}
-		files = append(files, y)
-		for d := range y.docs {
-			r, err := readResource(y, d)
-			if err != nil {
-				return nil, nil, err
-			}
-			if r != nil {
-				res = append(res, r)
-			}
-		}
 	}
 	sel, err := selectRestart(res, loc.Image)
 	if err != nil {
