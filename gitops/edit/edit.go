@@ -54,6 +54,19 @@ type Location struct {
 	// file (e.g. "image.digest"; default none). When set and it holds a
 	// digest, a tag change updates or clears it (see SetImage). Helm only.
 	DigestPath string
+	// ValuesFiles is the stack of Helm values files of this environment in
+	// Helm's order (-f a.yaml -f b.yaml: the last wins). The effective tag
+	// is read through the whole stack; edits go to Path, the most specific
+	// file, which must be the last one. Empty means just Path. Helm only.
+	ValuesFiles []string
+	// Chart is the directory of the Helm chart in the repo that renders
+	// these values (default: the values file's directory, or chart/ beside
+	// it, when it holds a Chart.yaml). Helm only; used to check and render.
+	Chart string
+	// Names are further names of the app's image: the names it had before
+	// a registry move (history follows them) and the name a kustomize
+	// images entry may know it by. Image stays the current one.
+	Names []string
 }
 
 // Files reads the files of one tree (one commit of the environment repo).
