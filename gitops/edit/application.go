@@ -9,6 +9,32 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// applicationLayout: the tag is in an Argo CD Application manifest.
+type applicationLayout struct{}
+
+func (applicationLayout) validate(loc Location) error {
+	if loc.Path == "." || loc.Image == "" {
+		return errors.New("application location needs the path of an Argo CD Application manifest and an image name")
+	}
+	_, err := splitPath(loc.TagPath)
+	return err
+}
+
+func (applicationLayout) inputs(_ Files, loc Location) ([]string, error) {
+	return []string{loc.Path}, nil
+}
+
+// splitPath splits a dotted path of plain keys ("image.tag").
+func splitPath(p string) ([]string, error) {
+	keys := strings.Split(p, ".")
+	for _, k := range keys {
+		if k == "" {
+			return nil, fmt.Errorf("invalid values path %q", p)
+		}
+	}
+	return keys, nil
+}
+
 // The application layout: the app's image tag is written in an Argo CD
 // Application manifest in the environment repo (the app-of-apps layout), in
 // one of its sources (spec.source, or one of spec.sources when the
@@ -334,7 +360,7 @@ func (t appTarget) tag() string {
 	return v
 }
 
-func applicationCurrentTag(f Files, loc Location) (string, error) {
+func (applicationLayout) currentTag(f Files, loc Location) (string, error) {
 	y, err := readApplication(f, loc.Path)
 	if err != nil {
 		return "", err
@@ -355,15 +381,10 @@ func applicationCurrentTag(f Files, loc Location) (string, error) {
 	return "", noTagf("%s is empty at %s: the chart's default tag applies", loc.TagPath, t.where(y.path))
 }
 
-func applicationSetTag(f Files, loc Location, tag string) ([]Change, error) {
-	e, err := applicationSetImage(f, loc, SetImageOptions{Tag: tag})
-	return e.Changes, err
-}
-
-// applicationSetImage writes the tag where the Application keeps it. A
+// setImage writes the tag where the Application keeps it. A
 // kustomize images string pinned by digest keeps its pin consistent: it
 // takes opts.Digest, or loses the pin (reported) when that isn't known.
-func applicationSetImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
+func (applicationLayout) setImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
 	y, err := readApplication(f, loc.Path)
 	if err != nil {
 		return ImageEdit{}, err
@@ -397,17 +418,17 @@ func applicationSetImage(f Files, loc Location, opts SetImageOptions) (ImageEdit
 	return ImageEdit{Changes: changes, Pins: pins}, nil
 }
 
-// applicationCurrentRestart: an Application holds no restart annotation.
-func applicationCurrentRestart(f Files, loc Location) (string, error) {
+// currentRestart: an Application holds no restart annotation.
+func (applicationLayout) currentRestart(f Files, loc Location) (string, error) {
 	if _, err := readApplication(f, loc.Path); err != nil {
 		return "", err
 	}
 	return "", nil
 }
 
-// applicationSetRestart refuses: there is no pod template in an
+// setRestart refuses: there is no pod template in an
 // Application, and writing one of its fields would not restart pods.
-func applicationSetRestart(_ Files, loc Location, _ string) ([]Change, error) {
+func (applicationLayout) setRestart(_ Files, loc Location, _ string) ([]Change, error) {
 	return nil, &sentinelError{fmt.Sprintf("restart isn't expressible in the application layout: the Argo CD Application %s holds no pod template; to restart the app, configure its environment with the layout of the manifests the Application deploys (kustomize overlay, helm values file or manifest directory), or restart it from Argo CD",
 		loc.Path), ErrNoPodTemplate}
 }

@@ -27,9 +27,7 @@ const (
 )
 
 // Valid reports whether l is a known layout.
-func (l Layout) Valid() bool {
-	return l == LayoutKustomize || l == LayoutHelm || l == LayoutManifest || l == LayoutApplication
-}
+func (l Layout) Valid() bool { return layoutOf(l) != nil }
 
 // RestartAnnotation is the pod-template annotation a restart sets.
 const RestartAnnotation = "shipbot.io/restartedAt"
@@ -118,10 +116,11 @@ const (
 	defaultAnnotationsPath = "podAnnotations"
 )
 
-// normalize validates loc and fills in defaults.
-func normalize(loc Location) (Location, error) {
-	if !loc.Layout.Valid() {
-		return loc, fmt.Errorf("unknown layout %q", loc.Layout)
+// normalize validates loc, fills in defaults and returns its layout.
+func normalize(loc Location) (Location, layout, error) {
+	l := layoutOf(loc.Layout)
+	if l == nil {
+		return loc, nil, fmt.Errorf("unknown layout %q", loc.Layout)
 	}
 	loc.Path = path.Clean(strings.TrimPrefix(loc.Path, "/"))
 	if loc.TagPath == "" {
@@ -130,110 +129,47 @@ func normalize(loc Location) (Location, error) {
 	if loc.AnnotationsPath == "" {
 		loc.AnnotationsPath = defaultAnnotationsPath
 	}
-	switch loc.Layout {
-	case LayoutHelm:
-		if loc.Path == "." {
-			return loc, errors.New("helm location needs the path of a values file")
-		}
-		if _, err := splitPath(loc.TagPath); err != nil {
-			return loc, err
-		}
-		if _, err := splitPath(loc.AnnotationsPath); err != nil {
-			return loc, err
-		}
-	case LayoutApplication:
-		if loc.Path == "." || loc.Image == "" {
-			return loc, errors.New("application location needs the path of an Argo CD Application manifest and an image name")
-		}
-		if _, err := splitPath(loc.TagPath); err != nil {
-			return loc, err
-		}
-	default:
-		if loc.Image == "" {
-			return loc, fmt.Errorf("%s location needs an image name", loc.Layout)
-		}
+	if err := l.validate(loc); err != nil {
+		return loc, nil, err
 	}
-	return loc, nil
+	return loc, l, nil
 }
 
-// splitPath splits a dotted values path ("image.tag").
-func splitPath(p string) ([]string, error) {
-	keys := strings.Split(p, ".")
-	for _, k := range keys {
-		if k == "" {
-			return nil, fmt.Errorf("invalid values path %q", p)
-		}
+// needImage is the validation of the layouts that find the app by its
+// image name.
+func needImage(loc Location) error {
+	if loc.Image == "" {
+		return fmt.Errorf("%s location needs an image name", loc.Layout)
 	}
-	return keys, nil
+	return nil
 }
 
 // CurrentTag returns the image tag deployed at loc.
 func CurrentTag(f Files, loc Location) (string, error) {
-	loc, err := normalize(loc)
+	loc, l, err := normalize(loc)
 	if err != nil {
 		return "", err
 	}
-	switch loc.Layout {
-	case LayoutKustomize:
-		return kustomizeCurrentTag(f, loc)
-	case LayoutHelm:
-		return helmCurrentTag(f, loc)
-	case LayoutApplication:
-		return applicationCurrentTag(f, loc)
-	default:
-		return manifestCurrentTag(f, loc)
-	}
+	return l.currentTag(f, loc)
 }
 
-// SetTag returns the changes that deploy tag at loc. The tag must already
-// be valid (OCI tag grammar). It fails with ErrUnchanged if loc already
-// deploys tag, and with ErrNotFound if the target isn't there.
+// SetTag returns the changes that deploy tag at loc: SetImage without a
+// digest. The tag must already be valid (OCI tag grammar). It fails with
+// ErrUnchanged if loc already deploys tag, and with ErrNotFound if the
+// target isn't there.
 func SetTag(f Files, loc Location, tag string) ([]Change, error) {
-	loc, err := normalize(loc)
-	if err != nil {
-		return nil, err
-	}
-	if tag == "" {
-		return nil, errors.New("empty tag")
-	}
-	var changes []Change
-	switch loc.Layout {
-	case LayoutKustomize:
-		changes, err = kustomizeSetTag(f, loc, tag)
-	case LayoutHelm:
-		changes, err = helmSetTag(f, loc, tag)
-	case LayoutApplication:
-		changes, err = applicationSetTag(f, loc, tag)
-	default:
-		changes, err = manifestSetTag(f, loc, tag)
-	}
-	if err != nil {
-		return nil, err
-	}
-	// Read the result back through the locator as a last check.
-	if got, err := CurrentTag(withChanges(f, changes), loc); err != nil || got != tag {
-		return nil, fmt.Errorf("after the edit the tag at %s reads %q (%v), not %q; not applying", loc.Path, got, err, tag)
-	}
-	return changes, nil
+	e, err := SetImage(f, loc, SetImageOptions{Tag: tag})
+	return e.Changes, err
 }
 
 // CurrentRestart returns the restart annotation's value at loc, "" (and no
 // error) if there is none yet.
 func CurrentRestart(f Files, loc Location) (string, error) {
-	loc, err := normalize(loc)
+	loc, l, err := normalize(loc)
 	if err != nil {
 		return "", err
 	}
-	switch loc.Layout {
-	case LayoutKustomize:
-		return kustomizeCurrentRestart(f, loc)
-	case LayoutHelm:
-		return helmCurrentRestart(f, loc)
-	case LayoutApplication:
-		return applicationCurrentRestart(f, loc)
-	default:
-		return manifestCurrentRestart(f, loc)
-	}
+	return l.currentRestart(f, loc)
 }
 
 // SetRestart returns the changes that restart exactly the app's workloads
@@ -246,28 +182,18 @@ func CurrentRestart(f Files, loc Location) (string, error) {
 // under AnnotationsPath, refused with ErrNotRead when the chart next to the
 // values file is known never to read that key.
 func SetRestart(f Files, loc Location, value string) ([]Change, error) {
-	loc, err := normalize(loc)
+	loc, l, err := normalize(loc)
 	if err != nil {
 		return nil, err
 	}
 	if value == "" {
 		return nil, errors.New("empty restart value")
 	}
-	var changes []Change
-	switch loc.Layout {
-	case LayoutKustomize:
-		changes, err = kustomizeSetRestart(f, loc, value)
-	case LayoutHelm:
-		changes, err = helmSetRestart(f, loc, value)
-	case LayoutApplication:
-		changes, err = applicationSetRestart(f, loc, value)
-	default:
-		changes, err = manifestSetRestart(f, loc, value)
-	}
+	changes, err := l.setRestart(f, loc, value)
 	if err != nil {
 		return nil, err
 	}
-	if got, err := CurrentRestart(withChanges(f, changes), loc); err != nil || got != value {
+	if got, err := l.currentRestart(withChanges(f, changes), loc); err != nil || got != value {
 		return nil, fmt.Errorf("after the edit the restart annotation at %s reads %q (%v), not %q; not applying", loc.Path, got, err, value)
 	}
 	return changes, nil
@@ -277,19 +203,11 @@ func SetRestart(f Files, loc Location, value string) ([]Change, error) {
 // and the restart annotation of loc (files that may not exist yet, like
 // the kustomize restart patch, included).
 func Inputs(f Files, loc Location) ([]string, error) {
-	loc, err := normalize(loc)
+	loc, l, err := normalize(loc)
 	if err != nil {
 		return nil, err
 	}
-	var paths []string
-	switch loc.Layout {
-	case LayoutKustomize:
-		paths, err = kustomizeInputs(f, loc)
-	case LayoutHelm, LayoutApplication:
-		paths = []string{loc.Path}
-	default:
-		paths, err = manifestFiles(f, loc)
-	}
+	paths, err := l.inputs(f, loc)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,30 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// helmLayout: the tag is a key of a Helm values file (or of a stack of
+// them), the restart an annotation under the key the chart reads pod
+// annotations from.
+type helmLayout struct{}
+
+func (helmLayout) validate(loc Location) error {
+	if loc.Path == "." {
+		return errors.New("helm location needs the path of a values file")
+	}
+	for _, p := range []string{loc.TagPath, loc.AnnotationsPath, loc.DigestPath} {
+		if p == "" {
+			continue
+		}
+		if _, err := parseValuesPath(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (helmLayout) inputs(_ Files, loc Location) ([]string, error) {
+	return []string{loc.Path}, nil
+}
+
 // readValues reads and parses a Helm values file. Only its first document
 // is used.
 func readValues(f Files, p string) (*yfile, error) {
@@ -52,7 +76,7 @@ func helmGet(y *yfile, dotted string) (value string, found bool, err error) {
 	return v, true, nil
 }
 
-func helmCurrentTag(f Files, loc Location) (string, error) {
+func (helmLayout) currentTag(f Files, loc Location) (string, error) {
 	y, err := readValues(f, loc.Path)
 	if err != nil {
 		return "", err
@@ -104,14 +128,9 @@ func chartAppVersion(f Files, loc Location) string {
 	return ""
 }
 
-func helmSetTag(f Files, loc Location, tag string) ([]Change, error) {
-	e, err := helmSetImage(f, loc, SetImageOptions{Tag: tag})
-	return e.Changes, err
-}
-
-// helmSetImage sets the tag at TagPath, adding the key when absent, and
+// setImage sets the tag at TagPath, adding the key when absent, and
 // updates or clears a digest held at DigestPath.
-func helmSetImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
+func (helmLayout) setImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
 	vp, err := parseValuesPath(loc.TagPath)
 	if err != nil {
 		return ImageEdit{}, err
@@ -160,7 +179,7 @@ func restartPath(loc Location) (valuesPath, error) {
 	return vp, nil
 }
 
-func helmCurrentRestart(f Files, loc Location) (string, error) {
+func (helmLayout) currentRestart(f Files, loc Location) (string, error) {
 	y, err := readValues(f, loc.Path)
 	if err != nil {
 		return "", err
@@ -177,7 +196,7 @@ func helmCurrentRestart(f Files, loc Location) (string, error) {
 	return v, nil
 }
 
-func helmSetRestart(f Files, loc Location, value string) ([]Change, error) {
+func (helmLayout) setRestart(f Files, loc Location, value string) ([]Change, error) {
 	y, err := readValues(f, loc.Path)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,15 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// manifestLayout: the app's workloads are raw manifests in the repo.
+type manifestLayout struct{}
+
+func (manifestLayout) validate(loc Location) error { return needImage(loc) }
+
+func (manifestLayout) inputs(f Files, loc Location) ([]string, error) {
+	return manifestFiles(f, loc)
+}
+
 // templatePaths says where each workload kind keeps its pod template.
 var templatePaths = map[string][]string{
 	"Deployment":  {"spec", "template"},
@@ -288,7 +297,7 @@ func genericContainers(doc any, image string) int {
 	return n
 }
 
-func manifestCurrentTag(f Files, loc Location) (string, error) {
+func (manifestLayout) currentTag(f Files, loc Location) (string, error) {
 	_, ws, err := loadWorkloads(f, loc)
 	if err != nil {
 		return "", err
@@ -314,15 +323,10 @@ func manifestCurrentTag(f Files, loc Location) (string, error) {
 	return first.ref.Tag, nil
 }
 
-func manifestSetTag(f Files, loc Location, tag string) ([]Change, error) {
-	e, err := manifestSetImage(f, loc, SetImageOptions{Tag: tag})
-	return e.Changes, err
-}
-
-// manifestSetImage writes NAME:TAG into every container running loc.Image
+// setImage writes NAME:TAG into every container running loc.Image
 // (an untagged image gets its tag); a container pinned by digest gets
 // NAME:TAG@DIGEST with opts.Digest, or NAME:TAG and a dropped pin without.
-func manifestSetImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
+func (manifestLayout) setImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
 	files, ws, err := loadWorkloads(f, loc)
 	if err != nil {
 		return ImageEdit{}, err
@@ -387,7 +391,7 @@ func restartField(r *resource) (m *yaml.Node, gpath []any, keys []string) {
 	return tmpl, []any{"spec", "template"}, templateRestartKeys
 }
 
-func manifestCurrentRestart(f Files, loc Location) (string, error) {
+func (manifestLayout) currentRestart(f Files, loc Location) (string, error) {
 	_, ts, err := manifestRestartTargets(f, loc)
 	if err != nil {
 		return "", err
@@ -401,9 +405,9 @@ func manifestCurrentRestart(f Files, loc Location) (string, error) {
 	return v, nil
 }
 
-// manifestSetRestart sets the restart field of every Deployment,
+// setRestart sets the restart field of every Deployment,
 // StatefulSet, DaemonSet and Rollout running loc.Image (see selectRestart).
-func manifestSetRestart(f Files, loc Location, value string) ([]Change, error) {
+func (manifestLayout) setRestart(f Files, loc Location, value string) ([]Change, error) {
 	files, ts, err := manifestRestartTargets(f, loc)
 	if err != nil {
 		return nil, err

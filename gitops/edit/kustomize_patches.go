@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -427,159 +426,6 @@ func addEntries(y *yfile, ws []wantEntry) error {
 	}
 }
 
-// ---- the operations -----------------------------------------------------------
-
-// kustomizeSetRestart sets the restart value in shipbot's patches and makes
-// the kustomization apply them to exactly the app's workloads.
-func kustomizeSetRestart(f Files, loc Location, value string) ([]Change, error) {
-	y, err := readKustomization(f, loc.Path)
-	if err != nil {
-		return nil, err
-	}
-	if listed, err := strategicMergeListed(y); err != nil {
-		return nil, err
-	} else if len(listed) > 0 {
-		return nil, fmt.Errorf("%s lists %s under patchesStrategicMerge, which applies it to a Deployment named shipbot-restart, not to the app's workloads: remove that entry and shipbot will list it under patches with exact targets", y.path, listed[0])
-	}
-	targets, err := kustomizeRestartTargets(f, loc, y)
-	if err != nil {
-		return nil, err
-	}
-	var wants []wantEntry
-	var needed []shipbotPatch
-	for _, r := range targets {
-		p := patchFor(r)
-		wants = append(wants, wantEntry{patch: p, kind: r.kind, name: r.name, namespace: r.namespace, desc: r.String()})
-		if len(needed) == 0 || (len(needed) == 1 && needed[0].file != p.file) {
-			needed = append(needed, p)
-		}
-	}
-	sort.Slice(needed, func(i, j int) bool { return needed[i].file < needed[j].file })
-
-	entries, err := shipbotEntries(y)
-	if err != nil {
-		return nil, err
-	}
-	used := make([]bool, len(entries))
-	var missing []wantEntry
-	for _, w := range wants {
-		found := false
-		for i, e := range entries {
-			if !used[i] && e.exact(w) {
-				used[i], found = true, true
-				break
-			}
-		}
-		if !found {
-			missing = append(missing, w)
-		}
-	}
-	// Stale entries (the old blanket form, a workload renamed) are
-	// rewritten in place for the missing ones; new entries are appended.
-	for i, e := range entries {
-		if used[i] {
-			continue
-		}
-		if len(missing) == 0 {
-			return nil, fmt.Errorf("%s: %s applies shipbot's restart patch to workloads that don't run %s; remove that entry", y.path, e, loc.Image)
-		}
-		if err := retarget(y, e, missing[0]); err != nil {
-			return nil, fmt.Errorf("retarget %s of %s to %s: %w", e, y.path, missing[0].desc, err)
-		}
-		missing = missing[1:]
-	}
-	if len(missing) > 0 {
-		if err := addEntries(y, missing); err != nil {
-			return nil, fmt.Errorf("add restart patches to %s: %w", y.path, err)
-		}
-	}
-
-	files := []*yfile{y}
-	var created []Change
-	for _, p := range needed {
-		pp := path.Join(loc.Path, p.file)
-		b, err := f.ReadFile(pp)
-		if errors.Is(err, fs.ErrNotExist) {
-			created = append(created, Change{Path: pp, New: fmt.Appendf(nil, p.content, doubleQuote(value))})
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		py, err := parseYAML(pp, b)
-		if err != nil {
-			return nil, err
-		}
-		root := py.root(0)
-		if len(py.docs) != 1 || root == nil || root.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("%s is not a patch shipbot can edit (one YAML mapping)", pp)
-		}
-		if _, err := py.setPath(0, nil, root, p.keys, value, modeQuoted); err != nil {
-			return nil, fmt.Errorf("set %s in %s: %w", p.field, pp, err)
-		}
-		if i := strings.Index(string(py.src), blanketComment); i >= 0 {
-			py.add(i, i+len(blanketComment), exactTargetComment)
-		}
-		files = append(files, py)
-	}
-	edited, err := collect(files...)
-	if err != nil {
-		return nil, err
-	}
-	changes := append(created, edited...)
-	if len(changes) == 0 {
-		return nil, unchangedf("%s in %s is already %s", needed[0].field, path.Join(loc.Path, needed[0].file), value)
-	}
-	sort.Slice(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
-	return changes, nil
-}
-
-// kustomizeCurrentRestart returns the newest restart value of shipbot's
-// patches that the kustomization applies ("" if none).
-func kustomizeCurrentRestart(f Files, loc Location) (string, error) {
-	y, err := readKustomization(f, loc.Path)
-	if err != nil {
-		return "", err
-	}
-	entries, err := shipbotEntries(y)
-	if err != nil {
-		return "", err
-	}
-	listed, err := strategicMergeListed(y)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		listed = append(listed, e.file)
-	}
-	var values []string
-	for _, p := range []shipbotPatch{annotationPatch, restartAtPatch} {
-		if !contains(listed, p.file) {
-			continue
-		}
-		pp := path.Join(loc.Path, p.file)
-		b, err := f.ReadFile(pp)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		py, err := parseYAML(pp, b)
-		if err != nil {
-			return "", err
-		}
-		n, err := getPath(py.root(0), p.keys...)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", pp, err)
-		}
-		if v, ok := scalarString(n); ok {
-			values = append(values, v)
-		}
-	}
-	return newestRestart(values), nil
-}
-
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -587,12 +433,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func kustomizeInputs(f Files, loc Location) ([]string, error) {
-	p, _, err := findKustomization(f, loc.Path)
-	if err != nil {
-		return nil, err
-	}
-	return []string{p, path.Join(loc.Path, restartPatchFile), path.Join(loc.Path, rolloutPatchFile)}, nil
 }
