@@ -8,9 +8,7 @@ package edit
 import (
 	"errors"
 	"fmt"
-	"path"
 	"sort"
-	"strings"
 )
 
 // Layout is how an app's manifests are laid out for one environment.
@@ -122,7 +120,14 @@ func normalize(loc Location) (Location, layout, error) {
 	if l == nil {
 		return loc, nil, fmt.Errorf("unknown layout %q", loc.Layout)
 	}
-	loc.Path = path.Clean(strings.TrimPrefix(loc.Path, "/"))
+	loc.Path = cleanPath(loc.Path)
+	if len(loc.ValuesFiles) > 0 {
+		vf := make([]string, len(loc.ValuesFiles))
+		for i, p := range loc.ValuesFiles {
+			vf[i] = cleanPath(p)
+		}
+		loc.ValuesFiles = vf
+	}
 	if loc.TagPath == "" {
 		loc.TagPath = defaultTagPath
 	}

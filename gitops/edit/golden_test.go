@@ -24,12 +24,15 @@ type goldenCase struct {
 	name string
 	dir  string
 
-	Layout          Layout `yaml:"layout"`
-	Path            string `yaml:"path"`
-	Image           string `yaml:"image"`
-	TagPath         string `yaml:"tagPath"`
-	AnnotationsPath string `yaml:"annotationsPath"`
-	DigestPath      string `yaml:"digestPath"`
+	Layout          Layout   `yaml:"layout"`
+	Path            string   `yaml:"path"`
+	Image           string   `yaml:"image"`
+	TagPath         string   `yaml:"tagPath"`
+	AnnotationsPath string   `yaml:"annotationsPath"`
+	DigestPath      string   `yaml:"digestPath"`
+	ValuesFiles     []string `yaml:"valuesFiles"`
+	Chart           string   `yaml:"chart"`
+	Names           []string `yaml:"names"`
 	// Digest is the new tag's digest given to SetImage (op tag).
 	Digest string `yaml:"digest"`
 	// Pins are the notes the edit must return about digest pins, in order.
@@ -48,7 +51,8 @@ type goldenCase struct {
 }
 
 func (c goldenCase) loc() Location {
-	return Location{Layout: c.Layout, Path: c.Path, Image: c.Image, TagPath: c.TagPath, AnnotationsPath: c.AnnotationsPath, DigestPath: c.DigestPath}
+	return Location{Layout: c.Layout, Path: c.Path, Image: c.Image, TagPath: c.TagPath, AnnotationsPath: c.AnnotationsPath, DigestPath: c.DigestPath,
+		ValuesFiles: c.ValuesFiles, Chart: c.Chart, Names: c.Names}
 }
 
 func (c goldenCase) run(f Files) ([]Change, error) {

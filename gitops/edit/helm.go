@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -28,11 +29,114 @@ func (helmLayout) validate(loc Location) error {
 			return err
 		}
 	}
+	if n := len(loc.ValuesFiles); n > 0 && loc.ValuesFiles[n-1] != loc.Path {
+		return fmt.Errorf("the values files of %s must end with it, the most specific file (Helm's order: the last wins); they end with %s", loc.Path, loc.ValuesFiles[n-1])
+	}
 	return nil
 }
 
-func (helmLayout) inputs(_ Files, loc Location) ([]string, error) {
-	return []string{loc.Path}, nil
+func (helmLayout) inputs(f Files, loc Location) ([]string, error) {
+	return valuesStack(f, loc), nil
+}
+
+// chartDir returns the directory of the chart that renders loc's values:
+// loc.Chart, else the values file's directory or chart/ beside it when it
+// holds a Chart.yaml; "" when the chart isn't in the repo.
+func chartDir(f Files, loc Location) string {
+	if loc.Chart != "" {
+		return cleanPath(loc.Chart)
+	}
+	dir := path.Dir(loc.Path)
+	for _, d := range []string{dir, path.Join(dir, "chart")} {
+		if _, err := f.ReadFile(path.Join(d, "Chart.yaml")); err == nil {
+			return d
+		}
+	}
+	return ""
+}
+
+// valuesStack returns the values files of loc in Helm's order, the last
+// winning: the chart's own values.yaml when the chart is in the repo (Helm
+// always reads it first), then ValuesFiles, or just Path.
+func valuesStack(f Files, loc Location) []string {
+	files := loc.ValuesFiles
+	if len(files) == 0 {
+		files = []string{loc.Path}
+	}
+	var stack []string
+	if d := chartDir(f, loc); d != "" {
+		cv := path.Join(d, "values.yaml")
+		if _, err := f.ReadFile(cv); err == nil && !contains(files, cv) {
+			stack = append(stack, cv)
+		}
+	}
+	return append(stack, files...)
+}
+
+// stackValue is the effective value of a key through a values stack.
+type stackValue struct {
+	value string
+	found bool   // set to a non-null scalar in some file
+	from  string // the file that decided: the last that has the key
+}
+
+// stackGet reads the scalar at dotted through the stack as Helm merges it:
+// the last file that has the key wins; a null there unsets it.
+func stackGet(f Files, stack []string, dotted string) (stackValue, error) {
+	vp, err := parseValuesPath(dotted)
+	if err != nil {
+		return stackValue{}, err
+	}
+	var sv stackValue
+	for _, p := range stack {
+		y, err := readValues(f, p)
+		if err != nil {
+			return stackValue{}, err
+		}
+		n, err := getValues(y.root(0), vp)
+		if err != nil {
+			return stackValue{}, fmt.Errorf("%s: %w", y.path, err)
+		}
+		if n == nil {
+			continue
+		}
+		if isNull(n) {
+			sv = stackValue{from: p}
+			continue
+		}
+		v, ok := scalarString(n)
+		if !ok {
+			return stackValue{}, fmt.Errorf("%s in %s is a %s, not a scalar", dotted, y.path, kindName(n))
+		}
+		sv = stackValue{value: v, found: true, from: p}
+	}
+	return sv, nil
+}
+
+// parentIn reports whether the mapping holding the last key of dotted is
+// in some file of the stack (a missing one means a wrong path).
+func parentIn(f Files, stack []string, dotted string) (bool, error) {
+	vp, err := parseValuesPath(dotted)
+	if err != nil {
+		return false, err
+	}
+	last := vp.steps[len(vp.steps)-1]
+	for _, p := range stack {
+		y, err := readValues(f, p)
+		if err != nil {
+			return false, err
+		}
+		parent := y.root(0)
+		if len(vp.steps) > 1 {
+			if parent, err = getValues(parent, valuesPath{text: vp.text, steps: vp.steps[:len(vp.steps)-1]}); err != nil {
+				return false, fmt.Errorf("%s: %w", y.path, err)
+			}
+		}
+		if parent != nil && (last.isIndex() || parent.Kind == yaml.MappingNode) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // readValues reads and parses a Helm values file. Only its first document
@@ -77,55 +181,51 @@ func helmGet(y *yfile, dotted string) (value string, found bool, err error) {
 }
 
 func (helmLayout) currentTag(f Files, loc Location) (string, error) {
-	y, err := readValues(f, loc.Path)
+	stack := valuesStack(f, loc)
+	sv, err := stackGet(f, stack, loc.TagPath)
 	if err != nil {
 		return "", err
 	}
-	tag, found, err := helmGet(y, loc.TagPath)
+	if sv.found && sv.value != "" {
+		return sv.value, nil
+	}
+	// The key is empty or not set: the chart's default applies. A mapping
+	// missing from every file is a wrong tagPath.
+	ok, err := parentIn(f, stack, loc.TagPath)
 	if err != nil {
 		return "", err
 	}
-	if found && tag != "" {
-		return tag, nil
+	where := strings.Join(stack, ", ")
+	if !ok {
+		return "", notFoundf("%s not found in %s", loc.TagPath, where)
 	}
-	// The key is empty, or absent from a mapping that is there: the chart's
-	// default applies. A missing mapping is a wrong tagPath.
-	vp, _ := parseValuesPath(loc.TagPath)
-	parent := y.root(0)
-	last := vp.steps[len(vp.steps)-1]
-	if len(vp.steps) > 1 {
-		if parent, err = getValues(parent, valuesPath{text: vp.text, steps: vp.steps[:len(vp.steps)-1]}); err != nil {
-			return "", fmt.Errorf("%s: %w", y.path, err)
-		}
+	state := "is not set in " + where
+	if sv.found {
+		state = "is empty in " + sv.from
+	} else if sv.from != "" {
+		state = "is not set in " + sv.from // null
 	}
-	if parent == nil || (!last.isIndex() && parent.Kind != yaml.MappingNode) {
-		return "", notFoundf("%s not found in %s", loc.TagPath, y.path)
-	}
-	state := "is empty"
-	if !found {
-		state = "is not set"
-	}
-	return "", noTagf("%s %s in %s: the chart's default tag applies%s", loc.TagPath, state, y.path, chartAppVersion(f, loc))
+	return "", noTagf("%s %s: the chart's default tag applies%s", loc.TagPath, state, chartAppVersion(f, loc))
 }
 
 // chartAppVersion describes the appVersion of the chart next to the values
 // file, "" if there is none in the repo.
 func chartAppVersion(f Files, loc Location) string {
-	dir := path.Dir(loc.Path)
-	for _, d := range []string{dir, path.Join(dir, "chart")} {
-		b, err := f.ReadFile(path.Join(d, "Chart.yaml"))
-		if err != nil {
-			continue
-		}
-		var c struct {
-			AppVersion string `yaml:"appVersion"`
-		}
-		if yaml.Unmarshal(b, &c) != nil || c.AppVersion == "" {
-			return ""
-		}
-		return fmt.Sprintf(" (usually its appVersion, %s in %s)", c.AppVersion, path.Join(d, "Chart.yaml"))
+	d := chartDir(f, loc)
+	if d == "" {
+		return ""
 	}
-	return ""
+	b, err := f.ReadFile(path.Join(d, "Chart.yaml"))
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		AppVersion string `yaml:"appVersion"`
+	}
+	if yaml.Unmarshal(b, &c) != nil || c.AppVersion == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (usually its appVersion, %s in %s)", c.AppVersion, path.Join(d, "Chart.yaml"))
 }
 
 // setImage sets the tag at TagPath, adding the key when absent, and
@@ -139,18 +239,32 @@ func (helmLayout) setImage(f Files, loc Location, opts SetImageOptions) (ImageEd
 	if err != nil {
 		return ImageEdit{}, err
 	}
+	orig := y.src
 	changed, err := y.setValues(vp, opts.Tag, modeTag)
 	if err != nil {
 		return ImageEdit{}, fmt.Errorf("set %s in %s: %w", loc.TagPath, y.path, err)
 	}
 	var pins []PinChange
 	if loc.DigestPath != "" {
-		old, _, err := helmGet(y, loc.DigestPath)
+		// The digest in effect may come from a less specific file; the
+		// override written to loc.Path keeps the pair consistent.
+		sv, err := stackGet(f, valuesStack(f, loc), loc.DigestPath)
 		if err != nil {
 			return ImageEdit{}, err
 		}
-		if p, ok := pinFor(fmt.Sprintf("%s (%s)", y.path, loc.DigestPath), old, opts.Digest); ok && old != opts.Digest {
+		old := sv.value
+		if p, ok := pinFor(fmt.Sprintf("%s (%s)", sv.from, loc.DigestPath), old, opts.Digest); ok && old != opts.Digest {
+			if sv.from != y.path {
+				p.Where += ", overridden in " + y.path
+			}
 			dp, _ := parseValuesPath(loc.DigestPath)
+			if changed {
+				// The tag edit may have added the mapping the digest goes
+				// into: edit the result, so that it is found.
+				if y, err = reparse(y); err != nil {
+					return ImageEdit{}, err
+				}
+			}
 			if _, err := y.setValues(dp, opts.Digest, modeTag); err != nil {
 				return ImageEdit{}, fmt.Errorf("set %s in %s: %w", loc.DigestPath, y.path, err)
 			}
@@ -165,7 +279,19 @@ func (helmLayout) setImage(f Files, loc Location, opts SetImageOptions) (ImageEd
 	if err != nil {
 		return ImageEdit{}, err
 	}
+	for i := range changes {
+		changes[i].Old = orig
+	}
 	return ImageEdit{Changes: changes, Pins: pins}, nil
+}
+
+// reparse returns a file holding y's edited content, to edit it further.
+func reparse(y *yfile) (*yfile, error) {
+	out, err := y.result()
+	if err != nil {
+		return nil, err
+	}
+	return parseYAML(y.path, out)
 }
 
 // restartPath is the path of the restart annotation in a values file: the
@@ -180,19 +306,24 @@ func restartPath(loc Location) (valuesPath, error) {
 }
 
 func (helmLayout) currentRestart(f Files, loc Location) (string, error) {
-	y, err := readValues(f, loc.Path)
-	if err != nil {
-		return "", err
-	}
 	vp, err := restartPath(loc)
 	if err != nil {
 		return "", err
 	}
-	n, err := getValues(y.root(0), vp)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", y.path, err)
+	var v string
+	for _, p := range valuesStack(f, loc) {
+		y, err := readValues(f, p)
+		if err != nil {
+			return "", err
+		}
+		n, err := getValues(y.root(0), vp)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", y.path, err)
+		}
+		if n != nil {
+			v, _ = scalarString(n)
+		}
 	}
-	v, _ := scalarString(n)
 	return v, nil
 }
 
@@ -236,16 +367,12 @@ var workloadKindRE = regexp.MustCompile(`(?m)^\s*kind:\s*["']?(Deployment|Statef
 // charts, templates only in subdirectories) passes: the restart is written
 // as before.
 func checkChartReads(f Files, loc Location) error {
-	dir := path.Dir(loc.Path)
-	chart := ""
-	var meta []byte
-	for _, d := range []string{dir, path.Join(dir, "chart")} {
-		if b, err := f.ReadFile(path.Join(d, "Chart.yaml")); err == nil {
-			chart, meta = d, b
-			break
-		}
-	}
+	chart := chartDir(f, loc)
 	if chart == "" {
+		return nil
+	}
+	meta, err := f.ReadFile(path.Join(chart, "Chart.yaml"))
+	if err != nil {
 		return nil
 	}
 	var c struct {

@@ -157,7 +157,16 @@ type AppEnv struct {
 	// DigestPath (helm) is where the values pin the image's digest, e.g.
 	// image.digest: kept consistent with the tag, or cleared and said.
 	DigestPath string `yaml:"digestPath"`
-	ArgoApp    string `yaml:"argoApp"`
+	// ValuesFiles (helm) is the environment's stack of values files in
+	// Helm's order, the last wins and must be path, the file edits go to.
+	ValuesFiles []string `yaml:"valuesFiles"`
+	// Chart (helm) is the chart's directory in the repo, when it is not the
+	// values file's directory or chart/ beside it.
+	Chart string `yaml:"chart"`
+	// Names are the image's other names: the ones it had before a
+	// registry move (history follows them), a kustomize newName.
+	Names   []string `yaml:"names"`
+	ArgoApp string   `yaml:"argoApp"`
 }
 
 // Config is the validated configuration, paths resolved against the
@@ -750,6 +759,29 @@ func (v *validator) fields(p, app, env string, ae AppEnv) {
 	if env == "" && ae.Path != "" {
 		v.addf(p+".path", "a path belongs to each environment: envs: {%s: {path: ...}}", "prod")
 	}
+	if env == "" && len(ae.ValuesFiles) > 0 {
+		v.addf(p+".valuesFiles", "values files belong to each environment: envs: {%s: {valuesFiles: [...]}}", "prod")
+	}
+	for i, n := range ae.Names {
+		if !validImage(n) {
+			v.addf(fmt.Sprintf("%s.names[%d]", p, i), "%q is not an image name without tag or digest", n)
+		}
+	}
+	for i, f := range ae.ValuesFiles {
+		if !inRepo(f) {
+			v.addf(fmt.Sprintf("%s.valuesFiles[%d]", p, i), "%q must be relative to the repo root and stay inside it", f)
+		}
+	}
+	if ae.Chart != "" && !inRepo(ae.Chart) {
+		v.addf(p+".chart", "%q must be relative to the repo root and stay inside it", ae.Chart)
+	}
+}
+
+// inRepo reports whether p is a path relative to the repo root that stays
+// inside it.
+func inRepo(p string) bool {
+	clean := path.Clean(p)
+	return p != "" && !path.IsAbs(p) && clean != ".." && !strings.HasPrefix(clean, "../") && !strings.Contains(p, "\\")
 }
 
 // target combines the app's defaults with one environment's keys and checks
@@ -769,7 +801,13 @@ func (v *validator) target(p, appPath, app, env string, def, ae AppEnv) gitops.T
 		TagPath:         pick(ae.TagPath, def.TagPath),
 		AnnotationsPath: pick(ae.AnnotationsPath, def.AnnotationsPath),
 		DigestPath:      pick(ae.DigestPath, def.DigestPath),
+		ValuesFiles:     ae.ValuesFiles,
+		Chart:           pick(ae.Chart, def.Chart),
+		Names:           ae.Names,
 	}}
+	if t.Names == nil {
+		t.Names = def.Names
+	}
 	if t.Layout == "" {
 		v.addf(p+".layout", "required: kustomize, helm, manifest or application (set it on the app, %s.layout, or per environment)", appPath)
 	}
@@ -780,13 +818,16 @@ func (v *validator) target(p, appPath, app, env string, def, ae AppEnv) gitops.T
 	switch {
 	case t.Path == "":
 		v.addf(p+".path", "required: %s", pathHint(t.Layout, app, env))
-	case path.IsAbs(t.Path) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(t.Path, "\\"):
+	case !inRepo(t.Path):
 		v.addf(p+".path", "%q must be relative to the repo root and stay inside it", t.Path)
 	default:
 		t.Path = clean
 	}
 	if t.Layout == edit.LayoutHelm && t.Path != "" && !strings.HasSuffix(t.Path, ".yaml") && !strings.HasSuffix(t.Path, ".yml") {
 		v.addf(p+".path", "%q: for the helm layout the path is the values file, e.g. apps/%s/values-%s.yaml", t.Path, app, env)
+	}
+	if n := len(t.ValuesFiles); n > 0 && (t.Layout != edit.LayoutHelm || path.Clean(t.ValuesFiles[n-1]) != t.Path) {
+		v.addf(p+".valuesFiles", "the helm layout's stack of values files in Helm's order, ending with path (%q), the file edits go to", t.Path)
 	}
 	if t.Layout == edit.LayoutApplication && t.Path != "" && !strings.HasSuffix(t.Path, ".yaml") && !strings.HasSuffix(t.Path, ".yml") {
 		v.addf(p+".path", "%q: for the application layout the path is the Argo CD Application manifest, e.g. apps/%s-%s.yaml", t.Path, app, env)

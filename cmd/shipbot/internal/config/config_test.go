@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/shipbot/shipbot/gitops"
 	"github.com/shipbot/shipbot/gitops/edit"
 )
@@ -336,8 +337,8 @@ func TestApplicationLayout(t *testing.T) {
 	}
 	got := cfg.Catalog.Apps["cart"]["prod"].Location
 	want := edit.Location{Layout: edit.LayoutApplication, Path: "argocd/apps/cart-prod.yaml", Image: "registry.example.com/shop/cart"}
-	if got != want {
-		t.Fatalf("location = %+v, want %+v", got, want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("location (-want +got):\n%s", diff)
 	}
 	_, err = Parse("shipbot.yaml", []byte(base+`  cart:
     layout: application
@@ -347,5 +348,62 @@ func TestApplicationLayout(t *testing.T) {
 `))
 	if err == nil || !strings.Contains(err.Error(), `"argocd/apps": for the application layout the path is the Argo CD Application manifest`) {
 		t.Fatalf("directory path: %v", err)
+	}
+}
+
+// A Helm values stack is per environment, in Helm's order, ending with the
+// file edits go to; the chart and the image's other names are carried to
+// the location.
+func TestHelmValuesStack(t *testing.T) {
+	base := strings.Split(good, "apps:\n")[0] + "apps:\n"
+	cfg, err := Parse("shipbot.yaml", []byte(base+`  shop:
+    layout: helm
+    image: ghcr.io/acme/shop
+    names: [docker.io/acme/shop]
+    chart: charts/shop
+    envs:
+      prod:
+        path: envs/prod/values.yaml
+        valuesFiles: [envs/values-common.yaml, envs/prod/values.yaml]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := edit.Location{Layout: edit.LayoutHelm, Path: "envs/prod/values.yaml", Image: "ghcr.io/acme/shop",
+		ValuesFiles: []string{"envs/values-common.yaml", "envs/prod/values.yaml"}, Chart: "charts/shop", Names: []string{"docker.io/acme/shop"}}
+	if diff := cmp.Diff(want, cfg.Catalog.Apps["shop"]["prod"].Location); diff != "" {
+		t.Fatalf("location (-want +got):\n%s", diff)
+	}
+	for _, c := range []struct{ doc, key, want string }{
+		{`  shop:
+    layout: helm
+    image: ghcr.io/acme/shop
+    envs:
+      prod: {path: envs/prod/values.yaml, valuesFiles: [envs/prod/values.yaml, envs/values-common.yaml]}
+`, "apps.shop.envs.prod.valuesFiles", `the helm layout's stack of values files in Helm's order, ending with path ("envs/prod/values.yaml")`},
+		{`  shop:
+    layout: helm
+    image: ghcr.io/acme/shop
+    valuesFiles: [values.yaml]
+    envs:
+      prod: {path: values.yaml}
+`, "apps.shop.valuesFiles", `values files belong to each environment`},
+		{`  shop:
+    layout: helm
+    image: ghcr.io/acme/shop
+    envs:
+      prod: {path: values.yaml, valuesFiles: [../other/values.yaml, values.yaml]}
+`, "apps.shop.envs.prod.valuesFiles[0]", `"../other/values.yaml" must be relative to the repo root`},
+		{`  shop:
+    layout: kustomize
+    image: ghcr.io/acme/shop
+    names: ["ghcr.io/acme/shop:1.0"]
+    envs:
+      prod: {path: overlays/prod}
+`, "apps.shop.names[0]", `"ghcr.io/acme/shop:1.0" is not an image name`},
+	} {
+		if _, err := Parse("shipbot.yaml", []byte(base+c.doc)); err == nil || !strings.Contains(err.Error(), "- "+c.key+" (line") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s\nerr = %v\nwant %s: %q", c.doc, err, c.key, c.want)
+		}
 	}
 }
