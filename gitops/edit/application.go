@@ -149,7 +149,7 @@ func findAppTarget(y *yfile, loc Location) (appTarget, error) {
 	// Several sources carry TagPath: keep those that also name the image.
 	var named []appTarget
 	for _, t := range found {
-		if t.carrier == carrierKustomizeImage || mentions(t.source, loc.Image) {
+		if t.carrier == carrierKustomizeImage || mentionsAny(t.source, loc.names()) {
 			named = append(named, t)
 		}
 	}
@@ -307,7 +307,7 @@ func sourceTarget(y *yfile, src *yaml.Node, base []any, loc Location, keys []str
 			continue
 		}
 		old := strings.TrimSuffix(prefix, "=")
-		if ref.Name != loc.Image && (prefix == "" || old != loc.Image) {
+		if names := loc.names(); !names.has(ref.Name) && (prefix == "" || !names.has(old)) {
 			continue
 		}
 		gpath := appendPath(appendPath(appendPath(base, "kustomize"), "images"), i)
@@ -345,6 +345,16 @@ func mentions(n *yaml.Node, s string) bool {
 	}
 	for _, c := range n.Content {
 		if mentions(c, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// mentionsAny reports whether n mentions any of the names.
+func mentionsAny(n *yaml.Node, names imageNames) bool {
+	for _, s := range names {
+		if mentions(n, s) {
 			return true
 		}
 	}

@@ -230,7 +230,8 @@ func FuzzSetTagKustomize(f *testing.F) {
 			}
 			images, _ := mget(docs[0], "images").([]any)
 			for _, it := range images {
-				if mget(it, "name") == image {
+				// An entry names the image by name or by newName.
+				if mget(it, "name") == image || mget(it, "newName") == image {
 					mset(it, "newTag", tag)
 					mdelete(it, "digest")
 					return docs

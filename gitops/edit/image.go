@@ -123,3 +123,30 @@ func allDigits(s string) bool {
 	}
 	return s != ""
 }
+
+// imageNames are the names an app's image is known by: Location.Image,
+// then Location.Names (the names it had before a registry move).
+type imageNames []string
+
+// names returns the names loc's image is known by.
+func (loc Location) names() imageNames {
+	return append(imageNames{loc.Image}, loc.Names...)
+}
+
+// has reports whether name is one of the names.
+func (n imageNames) has(name string) bool {
+	for _, x := range n {
+		if name != "" && x == name {
+			return true
+		}
+	}
+	return false
+}
+
+// String is the current name, for messages.
+func (n imageNames) String() string {
+	if len(n) == 0 {
+		return ""
+	}
+	return n[0]
+}

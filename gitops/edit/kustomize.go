@@ -70,7 +70,7 @@ func readKustomization(f Files, dir string) (*yfile, error) {
 // findImageEntry finds the images entry named image. images is the value of
 // the images key (nil if absent), keyIdx the index of that key in the root
 // mapping (-1 if absent), entry the index of the entry (-1 if none).
-func findImageEntry(y *yfile, image string) (images *yaml.Node, keyIdx, entry int, err error) {
+func findImageEntry(y *yfile, image imageNames) (images *yaml.Node, keyIdx, entry int, err error) {
 	images, keyIdx, entry, err = walkImages(y, image)
 	if err != nil {
 		return nil, -1, -1, err
@@ -88,7 +88,7 @@ func findImageEntry(y *yfile, image string) (images *yaml.Node, keyIdx, entry in
 	return images, keyIdx, entry, nil
 }
 
-func walkImages(y *yfile, image string) (images *yaml.Node, keyIdx, entry int, err error) {
+func walkImages(y *yfile, image imageNames) (images *yaml.Node, keyIdx, entry int, err error) {
 	root := y.root(0)
 	if root == nil {
 		return nil, -1, -1, nil
@@ -109,7 +109,13 @@ func walkImages(y *yfile, image string) (images *yaml.Node, keyIdx, entry int, e
 		if err != nil {
 			return nil, -1, -1, fmt.Errorf("images[%d] in %s: %w", i, y.path, err)
 		}
-		if name, ok := scalarString(n); ok && name == image {
+		nn, err := get(it, "newName")
+		if err != nil {
+			return nil, -1, -1, fmt.Errorf("images[%d] in %s: %w", i, y.path, err)
+		}
+		name, ok := scalarString(n)
+		newName, _ := scalarString(nn)
+		if ok && (image.has(name) || image.has(newName)) {
 			if entry >= 0 {
 				return nil, -1, -1, fmt.Errorf("%s lists image %q twice (images[%d] and images[%d])", y.path, image, entry, i)
 			}
@@ -119,9 +125,9 @@ func walkImages(y *yfile, image string) (images *yaml.Node, keyIdx, entry int, e
 	return images, keyIdx, entry, nil
 }
 
-// genericImageEntries counts the images entries named image in the decoded
-// kustomization.
-func genericImageEntries(docs []any, image string) int {
+// genericImageEntries counts the images entries naming image (by name or
+// newName) in the decoded kustomization.
+func genericImageEntries(docs []any, image imageNames) int {
 	if len(docs) == 0 {
 		return 0
 	}
@@ -129,7 +135,10 @@ func genericImageEntries(docs []any, image string) int {
 	items, _ := m["images"].([]any)
 	n := 0
 	for _, it := range items {
-		if e, ok := it.(map[string]any); ok && e["name"] == image {
+		e, _ := it.(map[string]any)
+		name, _ := e["name"].(string)
+		newName, _ := e["newName"].(string)
+		if e != nil && (image.has(name) || image.has(newName)) {
 			n++
 		}
 	}
@@ -197,7 +206,7 @@ func kustomizeBaseRef(f Files, loc Location, y *yfile) (imageRef, string, error)
 	var first imageRef
 	where := ""
 	for _, r := range b.res {
-		imgs, err := r.images(loc.Image)
+		imgs, err := r.images(loc.names())
 		if err != nil {
 			return imageRef{}, "", err
 		}
@@ -231,7 +240,7 @@ func kustomizeBaseRef(f Files, loc Location, y *yfile) (imageRef, string, error)
 // loc.Image: from its images entry when that sets newTag or digest, else
 // from the resources it builds on.
 func kustomizeCurrentRef(f Files, loc Location, y *yfile) (ref imageRef, where string, err error) {
-	images, _, entry, err := findImageEntry(y, loc.Image)
+	images, _, entry, err := findImageEntry(y, loc.names())
 	if err != nil {
 		return imageRef{}, "", err
 	}
@@ -264,7 +273,7 @@ func (kustomizeLayout) setImage(f Files, loc Location, opts SetImageOptions) (Im
 	if err != nil {
 		return ImageEdit{}, err
 	}
-	images, keyIdx, entry, err := findImageEntry(y, loc.Image)
+	images, keyIdx, entry, err := findImageEntry(y, loc.names())
 	if err != nil {
 		return ImageEdit{}, err
 	}

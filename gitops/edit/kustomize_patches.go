@@ -212,7 +212,7 @@ func kustomizeRestartTargets(f Files, loc Location, y *yfile) ([]*resource, erro
 	if err := b.walk(loc.Path, y, nil, nil); err != nil {
 		return nil, err
 	}
-	sel, err := selectRestart(b.res, loc.Image)
+	sel, err := selectRestart(b.res, loc.names())
 	if err != nil {
 		return nil, err
 	}

@@ -100,7 +100,7 @@ func manifestFiles(f Files, loc Location) ([]string, error) {
 func loadWorkloads(f Files, loc Location) ([]*yfile, []*workload, error) {
 	var ws []*workload
 	files, res, err := readManifests(f, loc, func(y *yfile, d int) error {
-		w, err := findWorkload(y, d, loc.Image)
+		w, err := findWorkload(y, d, loc.names())
 		if err != nil {
 			return fmt.Errorf("%s: %w", y.path, err)
 		}
@@ -111,7 +111,7 @@ func loadWorkloads(f Files, loc Location) ([]*yfile, []*workload, error) {
 		}
 		// The decoded value must agree with the node walk; YAML aliases
 		// and merge keys can hide containers from it.
-		if genericContainers(y.values[d], loc.Image) != found {
+		if genericContainers(y.values[d], loc.names()) != found {
 			return fmt.Errorf("%w: document %d of %s uses YAML aliases or merge keys around its containers", errUnsupported, d+1, y.path)
 		}
 		return nil
@@ -193,7 +193,7 @@ func checkWorkloadRefs(res []*resource, where string) error {
 }
 
 // findWorkload returns the workload of document d if it runs image.
-func findWorkload(y *yfile, d int, image string) (*workload, error) {
+func findWorkload(y *yfile, d int, image imageNames) (*workload, error) {
 	root := y.root(d)
 	if root == nil || root.Kind != yaml.MappingNode {
 		return nil, nil
@@ -246,7 +246,7 @@ func findWorkload(y *yfile, d int, image string) (*workload, error) {
 				continue
 			}
 			ref, ok := parseImageRef(s)
-			if !ok || ref.Name != image {
+			if !ok || !image.has(ref.Name) {
 				continue
 			}
 			cn, _ := get(c, "name")
@@ -268,7 +268,7 @@ func findWorkload(y *yfile, d int, image string) (*workload, error) {
 
 // genericContainers counts, in a decoded document, the containers running
 // image: the walk of findWorkload, on the decoded value.
-func genericContainers(doc any, image string) int {
+func genericContainers(doc any, image imageNames) int {
 	m, _ := doc.(map[string]any)
 	kind, _ := m["kind"].(string)
 	apiVersion, _ := m["apiVersion"].(string)
@@ -289,7 +289,7 @@ func genericContainers(doc any, image string) int {
 		for _, it := range items {
 			c, _ := it.(map[string]any)
 			s, _ := c["image"].(string)
-			if ref, ok := parseImageRef(s); ok && ref.Name == image {
+			if ref, ok := parseImageRef(s); ok && image.has(ref.Name) {
 				n++
 			}
 		}
@@ -371,7 +371,7 @@ func manifestRestartTargets(f Files, loc Location) ([]*yfile, []*resource, error
 	if err != nil {
 		return nil, nil, err
 	}
-	sel, err := selectRestart(res, loc.Image)
+	sel, err := selectRestart(res, loc.names())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -122,13 +122,13 @@ func (r *resource) names(name string) []string {
 	return out
 }
 
-func (r *resource) matches(s, image string) bool {
+func (r *resource) matches(s string, image imageNames) bool {
 	ref, ok := parseImageRef(s)
 	if !ok {
 		return false
 	}
 	for _, n := range r.names(ref.Name) {
-		if n == image {
+		if image.has(n) {
 			return true
 		}
 	}
@@ -138,14 +138,14 @@ func (r *resource) matches(s, image string) bool {
 // runsImage counts the containers (and init containers) of r's pod spec
 // that run image. It checks the node walk against the decoded value: YAML
 // aliases and merge keys can hide containers from the walk.
-func (r *resource) runsImage(image string) (int, error) {
+func (r *resource) runsImage(image imageNames) (int, error) {
 	imgs, err := r.images(image)
 	return len(imgs), err
 }
 
 // images returns the image references, as written, of the containers (and
 // init containers) of r's pod spec that run image, in file order.
-func (r *resource) images(image string) ([]string, error) {
+func (r *resource) images(image imageNames) ([]string, error) {
 	sp, ok := podSpecPaths[r.kind]
 	if !ok {
 		return nil, nil
@@ -228,7 +228,7 @@ type restartSelection struct {
 }
 
 // selectRestart picks, among res, the workloads a restart of image rolls.
-func selectRestart(res []*resource, image string) (restartSelection, error) {
+func selectRestart(res []*resource, image imageNames) (restartSelection, error) {
 	var sel restartSelection
 	runs := map[*resource]bool{}
 	for _, r := range res {
