@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"sort"
 	"strings"
 	"time"
 
@@ -79,6 +80,24 @@ func (d Deploy) RequestedBy() string {
 type historyReader struct {
 	repo  *repo.Repo
 	cache map[stateKey]state
+	// inputs are, per target, the files beyond its path its fields are read
+	// from (edit.Inputs at tip, the tip of the walk).
+	inputs map[[2]string][]string
+	tip    *repo.Snapshot
+}
+
+// inputsOf returns the files t's fields are read from, besides its path.
+func (h *historyReader) inputsOf(t Target) []string {
+	k := [2]string{t.App, t.Env}
+	if in, ok := h.inputs[k]; ok || h.tip == nil {
+		return in
+	}
+	if h.inputs == nil {
+		h.inputs = map[[2]string][]string{}
+	}
+	in, _ := edit.Inputs(h.tip, t.Location)
+	h.inputs[k] = in
+	return in
 }
 
 // stateKey names one target's fields in one set of file contents. The
@@ -86,7 +105,7 @@ type historyReader struct {
 // their fields.
 type stateKey struct {
 	app, env string
-	files    string // IndexFiles.Key of the target's path
+	files    string // IndexFiles.Key of the target's path and its inputs
 }
 
 type state struct {
@@ -97,7 +116,11 @@ func (h *historyReader) state(f *repo.IndexFiles, t Target) state {
 	if h.cache == nil {
 		h.cache = map[stateKey]state{}
 	}
-	key := stateKey{t.App, t.Env, f.Key(t.Path)}
+	k := f.Key(t.Path)
+	for _, in := range h.inputsOf(t) {
+		k += f.Key(in)
+	}
+	key := stateKey{t.App, t.Env, k}
 	if st, ok := h.cache[key]; ok {
 		return st
 	}
@@ -152,7 +175,7 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 	var sharing []Target // the targets that do share t's files
 	sharingRead := false
 	var out []Deploy
-	for _, pos := range ix.ChangesUnder(t.Path) {
+	for _, pos := range h.watched(ix, tip, t) {
 		if pos > tipPos {
 			continue
 		}
@@ -205,6 +228,35 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 		}
 	}
 	return out, nil
+}
+
+// watched returns, newest first, the positions of the commits that changed
+// a file t's fields are read from: under t's path, and the other inputs of
+// its layout at tip (a kustomize overlay's in-repo bases, a Helm values
+// stack).
+func (h *historyReader) watched(ix *repo.Index, tip *repo.Snapshot, t Target) []int {
+	if h.tip != tip {
+		h.tip, h.inputs = tip, nil
+	}
+	pos := ix.ChangesUnder(t.Path)
+	inputs := h.inputsOf(t)
+	if len(inputs) == 0 {
+		return pos
+	}
+	seen := map[int]bool{}
+	for _, p := range pos {
+		seen[p] = true
+	}
+	for _, in := range inputs {
+		for _, p := range ix.ChangesUnder(in) {
+			if !seen[p] {
+				seen[p] = true
+				pos = append(pos, p)
+			}
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(pos)))
+	return pos
 }
 
 // claims reports whether the commit's trailers say it changed t.

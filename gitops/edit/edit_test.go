@@ -242,16 +242,19 @@ func TestCurrentRestart(t *testing.T) {
 }
 
 func TestInputs(t *testing.T) {
+	kbase := []string{"base/deployment.yaml", "base/kustomization.yaml", "base/mongo.yaml", "base/worker.yaml"}
 	tests := []struct {
 		name string
 		loc  Location
 		want []string
 		is   error
 	}{
-		{"kustomize", kust, []string{"k/prod/kustomization.yaml", "k/prod/shipbot-restart-rollout.yaml", "k/prod/shipbot-restart.yaml"}, nil},
-		{"kustomize patch not created yet", with(kust, func(l *Location) { l.Path = "k/dev/" }), []string{"k/dev/kustomization.yaml", "k/dev/shipbot-restart-rollout.yaml", "k/dev/shipbot-restart.yaml"}, nil},
+		// The overlay, its patches, and what its build reads in the repo.
+		{"kustomize", kust, append(kbase, "k/prod/kustomization.yaml", "k/prod/shipbot-restart-rollout.yaml", "k/prod/shipbot-restart.yaml"), nil},
+		{"kustomize patch not created yet", with(kust, func(l *Location) { l.Path = "k/dev/" }), append(kbase, "k/dev/kustomization.yaml", "k/dev/shipbot-restart-rollout.yaml", "k/dev/shipbot-restart.yaml"), nil},
 		{"kustomize no overlay", with(kust, func(l *Location) { l.Path = "k/nope" }), nil, ErrNotFound},
 		{"helm", helm, []string{"h/values.yaml"}, nil},
+		{"helm stack", with(helm, func(l *Location) { l.ValuesFiles = []string{"h/values-common.yaml", "h/values.yaml"} }), []string{"h/values-common.yaml", "h/values.yaml"}, nil},
 		{"manifest dir", with(manifest, func(l *Location) { l.Path = "m/split" }), []string{"m/split/a.yaml", "m/split/b.yml"}, nil},
 		{"manifest dir skips other files", manifest, []string{"m/prod/deployment.yaml"}, nil},
 		{"manifest file", with(manifest, func(l *Location) { l.Path = "./m/split/b.yml" }), []string{"m/split/b.yml"}, nil},

@@ -59,6 +59,10 @@ type overlay struct {
 	files map[string][]byte
 }
 
+// WithChanges returns base with changes applied on top: the tree a change
+// would leave.
+func WithChanges(base Files, changes []Change) Files { return withChanges(base, changes) }
+
 func withChanges(base Files, changes []Change) Files {
 	o := overlay{base: base, files: map[string][]byte{}}
 	for _, c := range changes {

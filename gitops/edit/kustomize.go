@@ -499,10 +499,38 @@ func (kustomizeLayout) currentRestart(f Files, loc Location) (string, error) {
 	return newestRestart(values), nil
 }
 
+// inputs are the overlay's kustomization and restart patches, and every
+// file its in-repo build reads: the kustomizations of its bases and the
+// resource files (a tag can come from a base).
 func (kustomizeLayout) inputs(f Files, loc Location) ([]string, error) {
-	p, _, err := findKustomization(f, loc.Path)
+	y, err := readKustomization(f, loc.Path)
 	if err != nil {
 		return nil, err
 	}
-	return []string{p, path.Join(loc.Path, restartPatchFile), path.Join(loc.Path, rolloutPatchFile)}, nil
+	paths := []string{y.path, path.Join(loc.Path, restartPatchFile), path.Join(loc.Path, rolloutPatchFile)}
+	b := &kresources{f: f, seen: map[string]bool{}}
+	if err := b.walk(loc.Path, y, nil, nil); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, p := range paths {
+		seen[p] = true
+	}
+	for _, r := range b.res {
+		for _, p := range append([]string{r.y.path}, kustPaths(r.kusts)...) {
+			if !seen[p] {
+				seen[p] = true
+				paths = append(paths, p)
+			}
+		}
+	}
+	return paths, nil
+}
+
+func kustPaths(ks []*yfile) []string {
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = k.path
+	}
+	return out
 }
