@@ -250,8 +250,8 @@ func TestInputs(t *testing.T) {
 		is   error
 	}{
 		// The overlay, its patches, and what its build reads in the repo.
-		{"kustomize", kust, append(kbase, "k/prod/kustomization.yaml", "k/prod/shipbot-restart-rollout.yaml", "k/prod/shipbot-restart.yaml"), nil},
-		{"kustomize patch not created yet", with(kust, func(l *Location) { l.Path = "k/dev/" }), append(kbase, "k/dev/kustomization.yaml", "k/dev/shipbot-restart-rollout.yaml", "k/dev/shipbot-restart.yaml"), nil},
+		{"kustomize", kust, append(kbase, "k/prod/kustomization.yaml", "k/prod/shipbot-restart-rollout.checkout.yaml", "k/prod/shipbot-restart-rollout.yaml", "k/prod/shipbot-restart.checkout.yaml", "k/prod/shipbot-restart.yaml"), nil},
+		{"kustomize patch not created yet", with(kust, func(l *Location) { l.Path = "k/dev/" }), append(kbase, "k/dev/kustomization.yaml", "k/dev/shipbot-restart-rollout.checkout.yaml", "k/dev/shipbot-restart-rollout.yaml", "k/dev/shipbot-restart.checkout.yaml", "k/dev/shipbot-restart.yaml"), nil},
 		{"kustomize no overlay", with(kust, func(l *Location) { l.Path = "k/nope" }), nil, ErrNotFound},
 		{"helm", helm, []string{"h/values.yaml"}, nil},
 		{"helm stack", with(helm, func(l *Location) { l.ValuesFiles = []string{"h/values-common.yaml", "h/values.yaml"} }), []string{"h/values-common.yaml", "h/values.yaml"}, nil},
@@ -722,5 +722,22 @@ func TestSetImage(t *testing.T) {
 				t.Errorf("CurrentTag after = %q, %v", got, err)
 			}
 		})
+	}
+}
+
+// In an overlay of several apps, each app's restart is its own: checkout's
+// and cart's restart values are read from the patches that target their
+// own workloads.
+func TestCurrentRestartPerApp(t *testing.T) {
+	files := readTree(t, "testdata/golden/kustomize-restart-second-app/after")
+	for image, want := range map[string]string{
+		"registry.example.com/shop/checkout": "2026-11-21T10:00:00Z",
+		"registry.example.com/shop/cart":     "2026-11-21T11:00:00Z",
+		"registry.example.com/shop/payment":  "",
+	} {
+		got, err := CurrentRestart(files, Location{Layout: LayoutKustomize, Path: "apps/shop/overlays/prod", Image: image})
+		if err != nil || got != want {
+			t.Errorf("%s: CurrentRestart = %q, %v; want %q", image, got, err, want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -360,26 +361,43 @@ func (kustomizeLayout) setRestart(f Files, loc Location, value string) ([]Change
 	} else if len(listed) > 0 {
 		return nil, fmt.Errorf("%s lists %s under patchesStrategicMerge, which applies it to a Deployment named shipbot-restart, not to the app's workloads: remove that entry and shipbot will list it under patches with exact targets", y.path, listed[0])
 	}
-	targets, err := kustomizeRestartTargets(f, loc, y)
+	targets, all, err := kustomizeRestartTargets(f, loc, y)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := shipbotEntries(y)
 	if err != nil {
 		return nil, err
 	}
 	var wants []wantEntry
-	var needed []shipbotPatch
 	for _, r := range targets {
-		p := patchFor(r)
-		wants = append(wants, wantEntry{patch: p, kind: r.kind, name: r.name, namespace: r.namespace, desc: r.String()})
-		if len(needed) == 0 || (len(needed) == 1 && needed[0].file != p.file) {
+		wants = append(wants, wantEntry{patch: patchFor(r), kind: r.kind, name: r.name, namespace: r.namespace, desc: r.String()})
+	}
+	// In an overlay of several apps, a shared patch file that restarts
+	// another app's workloads is not ours to bump: this app gets its own.
+	foreign := make([]bool, len(entries))
+	taken := map[string]bool{}
+	for i, e := range entries {
+		if foreign[i] = e.foreign(wants, all); foreign[i] {
+			taken[e.file] = true
+		}
+	}
+	var needed []shipbotPatch
+	for i := range wants {
+		if taken[wants[i].patch.file] {
+			wants[i].patch.file = ownFile(wants[i].patch, loc.Image)
+			if taken[wants[i].patch.file] {
+				return nil, fmt.Errorf("%s: %s, shipbot's restart patch for %s, also restarts another app's workloads; give that app's entry its own file", y.path, wants[i].patch.file, loc.Image)
+			}
+		}
+		if p := wants[i].patch; !slices.ContainsFunc(needed, func(n shipbotPatch) bool { return n.file == p.file }) {
 			needed = append(needed, p)
 		}
 	}
 	sort.Slice(needed, func(i, j int) bool { return needed[i].file < needed[j].file })
 
-	entries, err := shipbotEntries(y)
-	if err != nil {
-		return nil, err
-	}
 	used := make([]bool, len(entries))
+	copy(used, foreign) // another app's entries are left as they are
 	var missing []wantEntry
 	for _, w := range wants {
 		found := false
@@ -468,14 +486,23 @@ func (kustomizeLayout) currentRestart(f Files, loc Location) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The files applied to the app's workloads: entries targeting them,
+	// and entries without an exact target (the old blanket form). When the
+	// workloads can't be read, every file the kustomization applies.
+	targets, _, terr := kustomizeRestartTargets(f, loc, y)
 	for _, e := range entries {
-		listed = append(listed, e.file)
+		if terr != nil || e.target == nil || e.target.Kind != yaml.MappingNode || targetsAny(e, targets) {
+			listed = append(listed, e.file)
+		}
 	}
 	var values []string
-	for _, p := range []shipbotPatch{annotationPatch, restartAtPatch} {
-		if !contains(listed, p.file) {
+	seen := map[string]bool{}
+	for _, file := range listed {
+		if seen[file] {
 			continue
 		}
+		seen[file] = true
+		p := patchOfFile(file)
 		pp := path.Join(loc.Path, p.file)
 		b, err := f.ReadFile(pp)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -499,6 +526,17 @@ func (kustomizeLayout) currentRestart(f Files, loc Location) (string, error) {
 	return newestRestart(values), nil
 }
 
+// targetsAny reports whether e targets one of the workloads, by kind and
+// name (and namespace).
+func targetsAny(e patchEntry, workloads []*resource) bool {
+	for _, r := range workloads {
+		if e.targets(wantEntry{kind: r.kind, name: r.name, namespace: r.namespace}) {
+			return true
+		}
+	}
+	return false
+}
+
 // inputs are the overlay's kustomization and restart patches, and every
 // file its in-repo build reads: the kustomizations of its bases and the
 // resource files (a tag can come from a base).
@@ -507,7 +545,10 @@ func (kustomizeLayout) inputs(f Files, loc Location) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths := []string{y.path, path.Join(loc.Path, restartPatchFile), path.Join(loc.Path, rolloutPatchFile)}
+	paths := []string{y.path}
+	for _, p := range []shipbotPatch{annotationPatch, restartAtPatch} {
+		paths = append(paths, path.Join(loc.Path, p.file), path.Join(loc.Path, ownFile(p, loc.Image)))
+	}
 	b := &kresources{f: f, seen: map[string]bool{}}
 	if err := b.walk(loc.Path, y, nil, nil); err != nil {
 		return nil, err

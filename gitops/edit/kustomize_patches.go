@@ -206,20 +206,21 @@ func (b *kresources) walk(dir string, y *yfile, renames []map[string]string, kus
 }
 
 // kustomizeRestartTargets returns the workloads of the overlay a restart
-// rolls; ErrNoWorkload if there is none.
-func kustomizeRestartTargets(f Files, loc Location, y *yfile) ([]*resource, error) {
+// rolls, and every resource the overlay builds; ErrNoWorkload if no
+// workload runs the image.
+func kustomizeRestartTargets(f Files, loc Location, y *yfile) (targets, all []*resource, err error) {
 	b := &kresources{f: f, seen: map[string]bool{}}
 	if err := b.walk(loc.Path, y, nil, nil); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sel, err := selectRestart(b.res, loc.names())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(sel.targets) == 0 {
-		return nil, sel.noWorkload(loc.Path, loc.Image, b.notes)
+		return nil, b.res, sel.noWorkload(loc.Path, loc.Image, b.notes)
 	}
-	return sel.targets, nil
+	return sel.targets, b.res, nil
 }
 
 // ---- the patches entries ------------------------------------------------------
@@ -258,7 +259,13 @@ func (w wantEntry) targetNode() *newNode {
 
 // exact reports whether e applies w's patch to exactly w's workload.
 func (e patchEntry) exact(w wantEntry) bool {
-	if e.file != w.patch.file || e.target == nil || e.target.Kind != yaml.MappingNode {
+	return e.file == w.patch.file && e.targets(w)
+}
+
+// targets reports whether e's target is exactly w's workload, whatever
+// the file.
+func (e patchEntry) targets(w wantEntry) bool {
+	if e.target == nil || e.target.Kind != yaml.MappingNode {
 		return false
 	}
 	want := w.targetFields()
@@ -274,6 +281,22 @@ func (e patchEntry) exact(w wantEntry) bool {
 	return true
 }
 
+// foreign reports whether e targets, by kind and name, a workload of the
+// build that is not one of ours: another app's restart entry.
+func (e patchEntry) foreign(ours []wantEntry, all []*resource) bool {
+	for _, w := range ours {
+		if e.targets(w) {
+			return false
+		}
+	}
+	for _, r := range all {
+		if e.targets(wantEntry{kind: r.kind, name: r.name, namespace: r.namespace}) {
+			return true
+		}
+	}
+	return false
+}
+
 func (e patchEntry) String() string {
 	if e.target == nil {
 		return fmt.Sprintf("patches[%d] (%s, no target)", e.idx, e.file)
@@ -286,15 +309,61 @@ func (e patchEntry) String() string {
 	return fmt.Sprintf("patches[%d] (%s, target {%s})", e.idx, e.file, strings.Join(parts, ", "))
 }
 
-// shipbotFile returns which of shipbot's patch files p names, "" if none.
+// shipbotFile returns which of shipbot's patch files p names, "" if none:
+// the overlay's shared ones (restartPatchFile, rolloutPatchFile) or an
+// app's own (shipbot-restart.<app>.yaml, shipbot-restart-rollout.<app>.yaml).
 func shipbotFile(p string) string {
-	switch path.Clean(p) {
-	case restartPatchFile:
-		return restartPatchFile
-	case rolloutPatchFile:
-		return rolloutPatchFile
+	c := path.Clean(p)
+	if c == restartPatchFile || c == rolloutPatchFile {
+		return c
+	}
+	if path.Dir(c) != "." || !strings.HasSuffix(c, ".yaml") {
+		return ""
+	}
+	for _, prefix := range []string{"shipbot-restart-rollout.", "shipbot-restart."} {
+		if slug, ok := strings.CutPrefix(strings.TrimSuffix(c, ".yaml"), prefix); ok && validSlug(slug) {
+			return c
+		}
 	}
 	return ""
+}
+
+// patchOfFile returns the patch a shipbot file holds.
+func patchOfFile(file string) shipbotPatch {
+	p := annotationPatch
+	if strings.HasPrefix(file, "shipbot-restart-rollout") {
+		p = restartAtPatch
+	}
+	p.file = file
+	return p
+}
+
+// ownFile is the app's own patch file of the kind of p: used when the
+// overlay's shared file already restarts another app's workloads, so that
+// bumping it would restart them too.
+func ownFile(p shipbotPatch, image string) string {
+	return strings.TrimSuffix(p.file, ".yaml") + "." + slug(image) + ".yaml"
+}
+
+// slug is the last path element of an image name, as a file name part.
+func slug(image string) string {
+	s := image[strings.LastIndex(image, "/")+1:]
+	var b strings.Builder
+	for _, c := range strings.ToLower(s) {
+		if (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	if b.Len() == 0 {
+		return "app"
+	}
+	return b.String()
+}
+
+func validSlug(s string) bool {
+	return s != "" && s == slug(s)
 }
 
 // shipbotEntries returns the entries of patches that apply shipbot's files.
