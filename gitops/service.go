@@ -497,6 +497,9 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 	if err != nil {
 		return editError(t, err)
 	}
+	if err := s.checkReach(snap, p); err != nil {
+		return err
+	}
 	p.Diff = edit.Diff(p.Changes)
 	p.Base = snap.Hash().String()
 	return nil

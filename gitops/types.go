@@ -119,6 +119,9 @@ var (
 	ErrStale      = errors.New("the environment changed since the plan was shown")
 	ErrNoChange   = errors.New("nothing to change")
 	ErrNoPrevious = errors.New("no previous deploy in history")
+	// ErrShared: the change would also change another app or environment
+	// (a base or file they share).
+	ErrShared = errors.New("the change reaches beyond its app and environment")
 )
 
 // UserError is an error whose Message is written for the chat user.
