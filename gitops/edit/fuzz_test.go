@@ -291,7 +291,14 @@ func FuzzSetTagHelm(f *testing.F) {
 			if len(docs) == 0 {
 				docs = []any{nil}
 			}
-			docs[0] = setKeys(docs[0], strings.Split(tagPath, "."), tag)
+			keys := strings.Split(tagPath, ".")
+			// A digest beside the tag is a pin: without a known digest for
+			// the new tag it is cleared.
+			digestKeys := append(append([]string(nil), keys[:len(keys)-1]...), "digest")
+			if d, ok := getKeys(docs[0], digestKeys...).(string); ok && validDigest(d) {
+				docs[0] = setKeys(docs[0], digestKeys, "")
+			}
+			docs[0] = setKeys(docs[0], keys, tag)
 			return docs
 		})
 		checkIdempotent(t, files, changes, func(f Files) ([]Change, error) { return SetTag(f, loc, tag) })

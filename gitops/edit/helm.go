@@ -245,6 +245,9 @@ func (helmLayout) setImage(f Files, loc Location, opts SetImageOptions) (ImageEd
 		return ImageEdit{}, fmt.Errorf("set %s in %s: %w", loc.TagPath, y.path, err)
 	}
 	var pins []PinChange
+	if loc.DigestPath == "" {
+		loc.DigestPath = siblingDigest(f, loc)
+	}
 	if loc.DigestPath != "" {
 		// The digest in effect may come from a less specific file; the
 		// override written to loc.Path keeps the pair consistent.
@@ -283,6 +286,36 @@ func (helmLayout) setImage(f Files, loc Location, opts SetImageOptions) (ImageEd
 		changes[i].Old = orig
 	}
 	return ImageEdit{Changes: changes, Pins: pins}, nil
+}
+
+// siblingDigest returns the path of a digest the values hold beside the tag
+// (image.digest next to image.tag) when digestPath isn't configured: charts
+// that have one render name@digest, so a tag change must keep it
+// consistent too. "" when there is none.
+func siblingDigest(f Files, loc Location) string {
+	vp, err := parseValuesPath(loc.TagPath)
+	if err != nil || len(vp.steps) == 0 {
+		return ""
+	}
+	if last := vp.steps[len(vp.steps)-1]; last.isIndex() || strings.ContainsAny(last.key, `."`) {
+		return ""
+	}
+	i := strings.LastIndex(vp.text, ".")
+	candidate := "digest"
+	if i >= 0 {
+		candidate = vp.text[:i] + ".digest"
+	}
+	if parseValuesPathOK(candidate) {
+		if sv, err := stackGet(f, valuesStack(f, loc), candidate); err == nil && sv.found && validDigest(sv.value) {
+			return candidate
+		}
+	}
+	return ""
+}
+
+func parseValuesPathOK(p string) bool {
+	_, err := parseValuesPath(p)
+	return err == nil
 }
 
 // reparse returns a file holding y's edited content, to edit it further.
