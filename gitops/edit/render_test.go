@@ -57,9 +57,9 @@ func stripRestarts(docs []any) []any {
 	return docs
 }
 
-// restartOf is the restart of a rendered document: a Rollout's
+// renderedRestart is the restart of a rendered document: a Rollout's
 // spec.restartAt, or its pod template's restart annotation.
-func restartOf(d any) string {
+func renderedRestart(d any) string {
 	if v, ok := getKeys(d, "spec", "restartAt").(string); ok {
 		return v
 	}
@@ -91,15 +91,15 @@ func checkRestartedExactly(t *testing.T, c goldenCase, before, after []byte) {
 	probe = modelRestart(probe, c.Image, "\x00probe")
 	appValues := map[string]bool{}
 	for i, d := range probe {
-		if restartOf(d) == "\x00probe" {
-			if v := restartOf(b[i]); v != "" {
+		if renderedRestart(d) == "\x00probe" {
+			if v := renderedRestart(b[i]); v != "" {
 				appValues[v] = true
 			}
 		}
 	}
 	var kept []any
 	for _, d := range b {
-		if appValues[restartOf(d)] {
+		if appValues[renderedRestart(d)] {
 			d = stripRestarts([]any{d})[0]
 		}
 		kept = append(kept, d)
