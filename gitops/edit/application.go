@@ -16,23 +16,12 @@ func (applicationLayout) validate(loc Location) error {
 	if loc.Path == "." || loc.Image == "" {
 		return errors.New("application location needs the path of an Argo CD Application manifest and an image name")
 	}
-	_, err := splitPath(loc.TagPath)
+	_, err := parseValuesPath(loc.TagPath)
 	return err
 }
 
 func (applicationLayout) inputs(_ Files, loc Location) ([]string, error) {
 	return []string{loc.Path}, nil
-}
-
-// splitPath splits a dotted path of plain keys ("image.tag").
-func splitPath(p string) ([]string, error) {
-	keys := strings.Split(p, ".")
-	for _, k := range keys {
-		if k == "" {
-			return nil, fmt.Errorf("invalid values path %q", p)
-		}
-	}
-	return keys, nil
 }
 
 // The application layout: the app's image tag is written in an Argo CD
@@ -119,7 +108,7 @@ func isApplication(root *yaml.Node) bool {
 
 // findAppTarget locates the field holding the app's tag in the file.
 func findAppTarget(y *yfile, loc Location) (appTarget, error) {
-	keys, err := splitPath(loc.TagPath)
+	vp, err := parseValuesPath(loc.TagPath)
 	if err != nil {
 		return appTarget{}, err
 	}
@@ -131,7 +120,7 @@ func findAppTarget(y *yfile, loc Location) (appTarget, error) {
 			continue
 		}
 		apps++
-		ts, err := appDocTargets(y, d, root, loc, keys)
+		ts, err := appDocTargets(y, d, root, loc, vp)
 		if err != nil {
 			return appTarget{}, err
 		}
@@ -166,7 +155,7 @@ func findAppTarget(y *yfile, loc Location) (appTarget, error) {
 
 // appDocTargets returns the tag fields of one Application document, at most
 // one per source.
-func appDocTargets(y *yfile, d int, root *yaml.Node, loc Location, keys []string) ([]appTarget, error) {
+func appDocTargets(y *yfile, d int, root *yaml.Node, loc Location, vp valuesPath) ([]appTarget, error) {
 	name := ""
 	if md, _ := get(root, "metadata"); md != nil && md.Kind == yaml.MappingNode {
 		n, _ := get(md, "name")
@@ -198,7 +187,7 @@ func appDocTargets(y *yfile, d int, root *yaml.Node, loc Location, keys []string
 		if s.node.Kind != yaml.MappingNode {
 			continue
 		}
-		t, ok, err := sourceTarget(y, s.node, s.gpath, loc, keys)
+		t, ok, err := sourceTarget(y, s.node, s.gpath, loc, vp)
 		if err != nil {
 			return nil, err
 		}
@@ -211,7 +200,7 @@ func appDocTargets(y *yfile, d int, root *yaml.Node, loc Location, keys []string
 }
 
 // sourceTarget finds the tag field of one source.
-func sourceTarget(y *yfile, src *yaml.Node, base []any, loc Location, keys []string) (appTarget, bool, error) {
+func sourceTarget(y *yfile, src *yaml.Node, base []any, loc Location, vp valuesPath) (appTarget, bool, error) {
 	fail := func(err error) (appTarget, bool, error) {
 		return appTarget{}, false, fmt.Errorf("%s (%s): %w", y.path, describe(base), err)
 	}
@@ -258,27 +247,19 @@ func sourceTarget(y *yfile, src *yaml.Node, base []any, loc Location, keys []str
 			return fail(err)
 		}
 		if vo != nil && vo.Kind == yaml.MappingNode {
-			m, gpath := vo, appendPath(hpath, "valuesObject")
-			flow := isStyle(vo, yaml.FlowStyle)
-			for i, k := range keys {
-				n, err := get(m, k)
-				if err != nil {
-					return fail(err)
+			n, rel, flow, err := walkSteps(vo, vp.steps)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return fail(err)
+			}
+			if err == nil && n != nil {
+				gpath := appendPath(hpath, "valuesObject")
+				for _, k := range rel {
+					gpath = appendPath(gpath, k)
 				}
-				gpath = appendPath(gpath, k)
-				if n == nil {
-					break
+				if n.Kind != yaml.ScalarNode {
+					return fail(fmt.Errorf("%s is a %s, not a scalar", describe(gpath), kindName(n)))
 				}
-				if i == len(keys)-1 {
-					if n.Kind != yaml.ScalarNode {
-						return fail(fmt.Errorf("%s is a %s, not a scalar", describe(gpath), kindName(n)))
-					}
-					return appTarget{carrier: carrierValuesObject, node: n, gpath: gpath, flow: flow}, true, nil
-				}
-				if n.Kind != yaml.MappingNode {
-					break
-				}
-				m, flow = n, flow || isStyle(n, yaml.FlowStyle)
+				return appTarget{carrier: carrierValuesObject, node: n, gpath: gpath, flow: flow || isStyle(vo, yaml.FlowStyle)}, true, nil
 			}
 		}
 	}
