@@ -1,6 +1,7 @@
 package edit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -422,4 +423,9 @@ func (applicationLayout) currentRestart(f Files, loc Location) (string, error) {
 func (applicationLayout) setRestart(_ Files, loc Location, _ string) ([]Change, error) {
 	return nil, &sentinelError{fmt.Sprintf("restart isn't expressible in the application layout: the Argo CD Application %s holds no pod template; to restart the app, configure its environment with the layout of the manifests the Application deploys (kustomize overlay, helm values file or manifest directory), or restart it from Argo CD",
 		loc.Path), ErrNoPodTemplate}
+}
+
+// renderer: Argo CD renders an Application's source; shipbot doesn't.
+func (applicationLayout) renderer(_ context.Context, _ Files, loc Location, _ RenderOptions) appRenderer {
+	return appRenderer{reason: fmt.Sprintf("%s is an Argo CD Application: the app is rendered by Argo CD from the Application's source, which shipbot doesn't render", loc.Path)}
 }

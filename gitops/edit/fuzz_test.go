@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -627,13 +628,10 @@ func checkKustomizeRestart(t *testing.T, loc Location, files MapFiles, changes [
 	}
 	for _, c := range changes {
 		next[c.Path] = c.New
-		switch c.Path {
-		case kpath:
-		case fuzzOverlayDir + "/" + restartPatchFile, fuzzOverlayDir + "/" + rolloutPatchFile:
-			keys := restartPatchKeys
-			if strings.HasSuffix(c.Path, rolloutPatchFile) {
-				keys = rolloutRestartKeys
-			}
+		switch {
+		case c.Path == kpath:
+		case path.Dir(c.Path) == fuzzOverlayDir && shipbotFile(path.Base(c.Path)) != "":
+			keys := patchOfFile(path.Base(c.Path)).keys
 			if c.Old == nil {
 				docs, err := decodeDocs(c.New)
 				if err != nil || len(docs) != 1 || getKeys(docs[0], keys...) != fuzzRestartValue {
@@ -661,7 +659,7 @@ func checkKustomizeRestart(t *testing.T, loc Location, files MapFiles, changes [
 	if len(old) == 0 {
 		old = []any{map[string]any{}}
 	}
-	oldRest, _ := withoutShipbotPatches(old[0])
+	oldRest, oldEntries := withoutShipbotPatches(old[0])
 	gotRest, entries := withoutShipbotPatches(got[0])
 	if d := cmp.Diff(oldRest, gotRest, cmpopts.EquateNaNs(), cmpopts.EquateEmpty()); d != "" {
 		t.Fatalf("restart changed the kustomization outside shipbot's patches (-want +got):\n%s\nbefore:\n%q\nafter:\n%q", d, data, next[kpath])
@@ -670,15 +668,22 @@ func checkKustomizeRestart(t *testing.T, loc Location, files MapFiles, changes [
 	if len(entries) == 0 {
 		t.Fatalf("no shipbot patches entry after a restart:\n%s", next[kpath])
 	}
+	// Entries that were there before and are left as they were (another
+	// app's, an old blanket entry that reaches other workloads) are fine;
+	// every other one is an exact target with the patch file of its kind.
 	for _, e := range entries {
+		if slices.ContainsFunc(oldEntries, func(o any) bool { return cmp.Equal(o, e) }) {
+			continue
+		}
 		target, ok := mget(e, "target").(map[string]any)
 		kind, _ := mget(target, "kind").(string)
 		name, _ := mget(target, "name").(string)
 		if !ok || len(target) != 2 || !fuzzTargets[kind+"/"+name] {
 			t.Fatalf("patches entry %v is not an exact target of a workload:\n%s", e, next[kpath])
 		}
-		if want := map[bool]string{true: rolloutPatchFile, false: restartPatchFile}[kind == "Rollout"]; shipbotFile(mget(e, "path").(string)) != want {
-			t.Fatalf("patches entry %v applies the wrong patch file (want %s)", e, want)
+		file := shipbotFile(mget(e, "path").(string))
+		if rollout := strings.HasPrefix(file, "shipbot-restart-rollout"); file == "" || rollout != (kind == "Rollout") {
+			t.Fatalf("patches entry %v applies the wrong patch file for a %s", e, kind)
 		}
 	}
 	checkIdempotent(t, files, changes, func(f Files) ([]Change, error) { return SetRestart(f, loc, fuzzRestartValue) })

@@ -2,6 +2,7 @@ package edit
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -448,4 +449,23 @@ func checkChartReads(f Files, loc Location) error {
 	}
 	return &sentinelError{fmt.Sprintf("the chart in %s never reads %s (no template in %s mentions %q), so setting it would restart nothing: set annotationsPath to the values key its pod template's annotations come from",
 		chart, loc.AnnotationsPath, tdir, key), ErrNotRead}
+}
+
+// renderer renders the chart in the repo with the helm binary, through the
+// values stack.
+func (helmLayout) renderer(ctx context.Context, f Files, loc Location, opts RenderOptions) appRenderer {
+	chart := chartDir(f, loc)
+	if chart == "" {
+		return appRenderer{name: helmRenderer, reason: fmt.Sprintf("no chart in the repo for %s (no Chart.yaml beside it or in chart/; set chart to the chart's directory)", loc.Path)}
+	}
+	values := loc.ValuesFiles
+	if len(values) == 0 {
+		values = []string{loc.Path}
+	}
+	return appRenderer{
+		name:   helmRenderer,
+		what:   "the chart in " + chart + " with " + strings.Join(values, ", "),
+		hint:   fmt.Sprintf("the chart in %s never reads %s: set annotationsPath to the values key its pod template's annotations come from", chart, loc.AnnotationsPath),
+		render: func(t Files) ([]map[string]any, error) { return renderHelm(ctx, t, chart, values, opts) },
+	}
 }

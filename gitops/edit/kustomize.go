@@ -1,6 +1,7 @@
 package edit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -375,10 +376,14 @@ func (kustomizeLayout) setRestart(f Files, loc Location, value string) ([]Change
 	}
 	// In an overlay of several apps, a shared patch file that restarts
 	// another app's workloads is not ours to bump: this app gets its own.
+	exists := func(file string) bool {
+		_, err := f.ReadFile(path.Join(loc.Path, file))
+		return err == nil
+	}
 	foreign := make([]bool, len(entries))
 	taken := map[string]bool{}
 	for i, e := range entries {
-		if foreign[i] = e.foreign(wants, all); foreign[i] {
+		if foreign[i] = e.foreign(wants, all, exists); foreign[i] {
 			taken[e.file] = true
 		}
 	}
@@ -574,4 +579,14 @@ func kustPaths(ks []*yfile) []string {
 		out[i] = k.path
 	}
 	return out
+}
+
+// renderer renders the overlay in-process with kustomize's own library.
+func (kustomizeLayout) renderer(ctx context.Context, _ Files, loc Location, _ RenderOptions) appRenderer {
+	return appRenderer{
+		name:   kustomizeRenderer,
+		what:   "the kustomization in " + loc.Path,
+		hint:   "kustomize applied the restart patch to no workload: check the target of its patches entry",
+		render: func(t Files) ([]map[string]any, error) { return renderKustomize(ctx, t, loc.Path) },
+	}
 }

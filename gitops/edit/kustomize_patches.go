@@ -283,19 +283,49 @@ func (e patchEntry) targets(w wantEntry) bool {
 
 // foreign reports whether e targets, by kind and name, a workload of the
 // build that is not one of ours: another app's restart entry.
-func (e patchEntry) foreign(ours []wantEntry, all []*resource) bool {
+// An entry of the old blanket form (a target with a kind and no name) that
+// reaches a workload of that kind which is not ours is foreign too:
+// narrowing it would take the annotation off that workload, which rolls
+// its pods; it is left as it is, and this app's own entries, appended
+// after it, win for the app's workloads.
+func (e patchEntry) foreign(ours []wantEntry, all []*resource, exists func(file string) bool) bool {
 	for _, w := range ours {
 		if e.targets(w) {
 			return false
+		}
+	}
+	ourWorkload := func(r *resource) bool {
+		for _, w := range ours {
+			if w.kind == r.kind && w.name == r.name && w.namespace == r.namespace {
+				return true
+			}
+		}
+		return false
+	}
+	blanketKind := ""
+	if e.target != nil && e.target.Kind == yaml.MappingNode {
+		kn, _ := get(e.target, "kind")
+		nn, _ := get(e.target, "name")
+		kind, _ := scalarString(kn)
+		// A blanket entry whose patch file is missing applies nothing
+		// (the overlay doesn't build): narrowing it rolls no one else.
+		if name, _ := scalarString(nn); name == "" && exists(e.file) {
+			blanketKind = kind
 		}
 	}
 	for _, r := range all {
 		if e.targets(wantEntry{kind: r.kind, name: r.name, namespace: r.namespace}) {
 			return true
 		}
+		if blanketKind != "" && r.kind == blanketKind && restartKinds[r.kind] && !ourWorkload(r) {
+			return true
+		}
 	}
 	return false
 }
+
+// restartKinds are the kinds whose pod template a restart annotation rolls.
+var restartKinds = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true}
 
 func (e patchEntry) String() string {
 	if e.target == nil {

@@ -1,6 +1,7 @@
 package edit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -429,4 +430,13 @@ func (manifestLayout) setRestart(f Files, loc Location, value string) ([]Change,
 		return nil, unchangedf("%s of every workload running %s in %s is already %s", RestartAnnotation, loc.Image, loc.Path, value)
 	}
 	return changes, nil
+}
+
+// renderer: raw manifests are their own rendering.
+func (manifestLayout) renderer(_ context.Context, _ Files, loc Location, _ RenderOptions) appRenderer {
+	return appRenderer{
+		name:   "manifests",
+		what:   "the manifests in " + loc.Path,
+		render: func(t Files) ([]map[string]any, error) { return manifestObjects(t, loc) },
+	}
 }

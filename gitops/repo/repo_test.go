@@ -137,3 +137,26 @@ func TestReopenUsesWarmClone(t *testing.T) {
 		t.Fatal("different URLs must not share a cache directory")
 	}
 }
+
+// ReadTree lists every file under a directory at any depth (a Helm chart's
+// templates may sit in subdirectories), the whole tree for ".".
+func TestSnapshotReadTree(t *testing.T) {
+	_, r := remote(t)
+	snap, err := r.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dir, want := range map[string]string{
+		"apps":   "apps/a/values.yaml apps/b/kustomization.yaml",
+		"apps/b": "apps/b/kustomization.yaml",
+		".":      "README.md apps/a/values.yaml apps/b/kustomization.yaml",
+	} {
+		got, err := snap.ReadTree(dir)
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("ReadTree(%q) = %v, %v; want %s", dir, got, err, want)
+		}
+	}
+	if _, err := snap.ReadTree("apps/none"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ReadTree of a missing directory: %v", err)
+	}
+}

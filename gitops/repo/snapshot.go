@@ -83,6 +83,42 @@ func (s *Snapshot) ReadDir(dir string) ([]string, error) {
 	return names, nil
 }
 
+// ReadTree returns the sorted repo paths of every regular file under dir,
+// at any depth; an error wrapping fs.ErrNotExist if there is none.
+func (s *Snapshot) ReadTree(dir string) ([]string, error) {
+	t := s.tree
+	d := clean(dir)
+	if d != "" && d != "." {
+		sub, err := s.tree.Tree(d)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", dir, fs.ErrNotExist)
+		}
+		t = sub
+	} else {
+		d = ""
+	}
+	var out []string
+	w := object.NewTreeWalker(t, true, nil)
+	defer w.Close()
+	for {
+		name, e, err := w.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		if e.Mode.IsFile() {
+			out = append(out, path.Join(d, name))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: %w", dir, fs.ErrNotExist)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
 // EntryHash returns the object id of the blob or tree at p, and whether it exists.
 // Comparing entry hashes between commits tells whether p changed without
 // reading any file.
