@@ -361,6 +361,11 @@ func (applicationLayout) currentTag(f Files, loc Location) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return targetTag(y, t, loc)
+}
+
+// targetTag is the tag a source's field holds; ErrNoTag when it holds none.
+func targetTag(y *yfile, t appTarget, loc Location) (string, error) {
 	if tag := t.tag(); tag != "" {
 		return tag, nil
 	}
@@ -385,6 +390,11 @@ func (applicationLayout) setImage(f Files, loc Location, opts SetImageOptions) (
 	if err != nil {
 		return ImageEdit{}, err
 	}
+	return setTarget(y, t, opts)
+}
+
+// setTarget writes opts.Tag into a source's field (see setImage).
+func setTarget(y *yfile, t appTarget, opts SetImageOptions) (ImageEdit, error) {
 	value := opts.Tag
 	var pins []PinChange
 	if t.carrier == carrierKustomizeImage {

@@ -37,7 +37,21 @@ func (helmLayout) validate(loc Location) error {
 }
 
 func (helmLayout) inputs(f Files, loc Location) ([]string, error) {
-	return valuesStack(f, loc), nil
+	overrides, err := overrideFiles(f, sourceDir(f, loc))
+	if err != nil {
+		return nil, err
+	}
+	return append(valuesStack(f, loc), overrides...), nil
+}
+
+// sourceDir is the directory an Argo CD Application renders the values
+// with, where its parameter override files sit: the chart's directory in
+// the repo, else the values file's.
+func sourceDir(f Files, loc Location) string {
+	if d := chartDir(f, loc); d != "" {
+		return d
+	}
+	return path.Dir(loc.Path)
 }
 
 // chartDir returns the directory of the chart that renders loc's values:
@@ -182,12 +196,18 @@ func helmGet(y *yfile, dotted string) (value string, found bool, err error) {
 }
 
 func (helmLayout) currentTag(f Files, loc Location) (string, error) {
+	if tag, ok, err := overrideTag(f, sourceDir(f, loc), loc); ok || err != nil {
+		return tag, err
+	}
 	stack := valuesStack(f, loc)
 	sv, err := stackGet(f, stack, loc.TagPath)
 	if err != nil {
 		return "", err
 	}
-	if sv.found && sv.value != "" {
+	if tag, _, ok := tagDigest(sv.value); ok && tag != "" {
+		return tag, nil
+	}
+	if _, _, ok := tagDigest(sv.value); !ok && sv.found && sv.value != "" {
 		return sv.value, nil
 	}
 	// The key is empty or not set: the chart's default applies. A mapping
@@ -232,6 +252,9 @@ func chartAppVersion(f Files, loc Location) string {
 // setImage sets the tag at TagPath, adding the key when absent, and
 // updates or clears a digest held at DigestPath.
 func (helmLayout) setImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
+	if e, ok, err := setOverride(f, sourceDir(f, loc), loc, opts); ok || err != nil {
+		return e, err
+	}
 	vp, err := parseValuesPath(loc.TagPath)
 	if err != nil {
 		return ImageEdit{}, err
@@ -241,11 +264,24 @@ func (helmLayout) setImage(f Files, loc Location, opts SetImageOptions) (ImageEd
 		return ImageEdit{}, err
 	}
 	orig := y.src
-	changed, err := y.setValues(vp, opts.Tag, modeTag)
+	// A digest riding in the tag ("1.4.2@sha256:…", which charts render
+	// as repository:tag) is a pin: kept with the new tag's digest, or
+	// dropped and said.
+	value := opts.Tag
+	var pins []PinChange
+	cur, _ := stackGet(f, valuesStack(f, loc), loc.TagPath) // setValues says what is wrong
+	if _, digest, ok := tagDigest(cur.value); ok {
+		if opts.Digest != "" {
+			value += "@" + opts.Digest
+		}
+		if digest != opts.Digest {
+			pins = append(pins, PinChange{Where: fmt.Sprintf("%s (%s)", cur.from, loc.TagPath), Old: digest, New: opts.Digest})
+		}
+	}
+	changed, err := y.setValues(vp, value, modeTag)
 	if err != nil {
 		return ImageEdit{}, fmt.Errorf("set %s in %s: %w", loc.TagPath, y.path, err)
 	}
-	var pins []PinChange
 	if loc.DigestPath == "" {
 		loc.DigestPath = siblingDigest(f, loc)
 	}
@@ -317,6 +353,16 @@ func siblingDigest(f Files, loc Location) string {
 func parseValuesPathOK(p string) bool {
 	_, err := parseValuesPath(p)
 	return err == nil
+}
+
+// tagDigest splits a tag value that carries a digest ("1.4.2@sha256:…");
+// ok is false when it carries none.
+func tagDigest(v string) (tag, digest string, ok bool) {
+	tag, digest, found := strings.Cut(v, "@")
+	if !found || !validDigest(digest) {
+		return "", "", false
+	}
+	return tag, digest, true
 }
 
 // reparse returns a file holding y's edited content, to edit it further.

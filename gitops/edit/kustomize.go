@@ -148,6 +148,9 @@ func genericImageEntries(docs []any, image imageNames) int {
 }
 
 func (kustomizeLayout) currentTag(f Files, loc Location) (string, error) {
+	if tag, ok, err := overrideTag(f, loc.Path, loc); ok || err != nil {
+		return tag, err
+	}
 	y, err := readKustomization(f, loc.Path)
 	if err != nil {
 		return "", err
@@ -271,6 +274,9 @@ func kustomizeCurrentRef(f Files, loc Location, y *yfile) (ref imageRef, where s
 // digest pin (on the entry, or on the image the base runs) is updated or
 // removed and reported.
 func (kustomizeLayout) setImage(f Files, loc Location, opts SetImageOptions) (ImageEdit, error) {
+	if e, ok, err := setOverride(f, loc.Path, loc, opts); ok || err != nil {
+		return e, err
+	}
 	y, err := readKustomization(f, loc.Path)
 	if err != nil {
 		return ImageEdit{}, err
@@ -551,6 +557,11 @@ func (kustomizeLayout) inputs(f Files, loc Location) ([]string, error) {
 		return nil, err
 	}
 	paths := []string{y.path}
+	overrides, err := overrideFiles(f, loc.Path)
+	if err != nil {
+		return nil, err
+	}
+	paths = append(paths, overrides...)
 	for _, p := range []shipbotPatch{annotationPatch, restartAtPatch} {
 		paths = append(paths, path.Join(loc.Path, p.file), path.Join(loc.Path, ownFile(p, loc.Image)))
 	}

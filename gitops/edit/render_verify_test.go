@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -686,13 +685,8 @@ func helmBinary(t testing.TB) string {
 	if p := os.Getenv("SHIPBOT_HELM"); p != "" {
 		return p
 	}
-	if p, err := exec.LookPath("helm"); err == nil {
+	if p := realBinary("helm"); p != "" {
 		return p
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		if m, _ := filepath.Glob(filepath.Join(home, ".cache", "shipbot-e2e", "*", "bin", "helm")); len(m) > 0 {
-			return m[0]
-		}
 	}
 	t.Skip("no helm binary: set SHIPBOT_HELM, put helm on PATH, or run deploy/local/build.sh")
 	return ""

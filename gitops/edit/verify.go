@@ -92,7 +92,7 @@ func Verify(ctx context.Context, f Files, changes []Change, loc Location, want W
 		want.Names = loc.Names
 	}
 	if want.Image == "" {
-		return Verification{}, errors.New("verify: no image name to check the change against")
+		return Verification{Reason: "the app's image name is not configured (image), so its containers can't be told apart"}, nil
 	}
 	if want.Tag == "" && want.Restart == "" {
 		return Verification{}, errors.New("verify: the change sets no tag and no restart; nothing to check")
@@ -723,10 +723,12 @@ func diffValues(a, b any, p []any, allow func(p []any, a, b any) (bool, string),
 	if ok, why := allow(p, a, b); ok {
 		return
 	} else if why != "" {
-		*out = append(*out, fmt.Sprintf("%s: %s → %s: %s", fieldPath(p), shortValue(a), shortValue(b), why))
+		sa, sb := shortPair(a, b)
+		*out = append(*out, fmt.Sprintf("%s: %s → %s: %s", fieldPath(p), sa, sb, why))
 		return
 	}
-	*out = append(*out, fmt.Sprintf("%s: %s → %s", fieldPath(p), shortValue(a), shortValue(b)))
+	sa, sb := shortPair(a, b)
+	*out = append(*out, fmt.Sprintf("%s: %s → %s", fieldPath(p), sa, sb))
 }
 
 // fieldPath renders a path as spec.template.metadata.annotations["a/b"].
@@ -766,6 +768,29 @@ func plainField(s string) bool {
 }
 
 // shortValue renders a value for a message.
+// shortPair shows two values for a message; long strings that share a
+// beginning (an image's registry and repository) are shown from where they
+// differ, so that the difference is what is read.
+func shortPair(a, b any) (string, string) {
+	as, aok := a.(string)
+	bs, bok := b.(string)
+	if !aok || !bok || (len(as) <= 40 && len(bs) <= 40) {
+		return shortValue(a), shortValue(b)
+	}
+	i := 0
+	for i < len(as) && i < len(bs) && as[i] == bs[i] {
+		i++
+	}
+	// Back to the start of the path element or tag that differs.
+	if j := strings.LastIndexAny(as[:i], "/:@"); j >= 0 {
+		i = j
+	}
+	if i < 10 {
+		return shortValue(a), shortValue(b)
+	}
+	return shortValue("…" + as[i:]), shortValue("…" + bs[i:])
+}
+
 func shortValue(v any) string {
 	var s string
 	switch v := v.(type) {
