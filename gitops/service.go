@@ -85,6 +85,9 @@ type ServiceOptions struct {
 	// RegistryOnError is what a plan does when the registry can't tell
 	// (default refuse: nothing is written).
 	RegistryOnError RegistryOnError
+	// Render says how plans are checked by rendering the app before and
+	// after the change (see edit.Verify): the helm binary, a timeout.
+	Render edit.RenderOptions
 }
 
 // Validate fills defaults and checks that the required parts are there.
@@ -237,6 +240,12 @@ type Plan struct {
 	TagNote string
 	// checked is the To that Digest and TagNote are about.
 	checked string
+	// Checked is what rendering the app before and after the change showed,
+	// one sentence for the plan ("" for a freeze).
+	Checked string
+	// verified is the diff and the commit Checked is about: a re-plan on
+	// the same commit with the same diff is not rendered again.
+	verified string
 }
 
 // NewRequestID derives a request id from what identifies a chat message, so
@@ -293,6 +302,7 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, req Request) Res
 		text, err := templates.PlanReply(templates.Plan{
 			RequestID: req.ID, Summary: plan.Summary, Diff: plan.Diff, Why: plan.Justification.Text,
 			Timeout: s.o.ConfirmTimeout, Protected: plan.Environment.Protected, Review: review,
+			Checked: plan.Checked,
 		})
 		if err != nil {
 			return s.failed(log, req, err)
@@ -498,6 +508,9 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 		return editError(t, err)
 	}
 	if err := s.checkReach(snap, p); err != nil {
+		return err
+	}
+	if err := s.verify(ctx, snap, p); err != nil {
 		return err
 	}
 	p.Diff = edit.Diff(p.Changes)

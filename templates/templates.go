@@ -103,6 +103,9 @@ type Plan struct {
 	// "2 approvals from sre (the requester does not count); who may
 	// approve: bob, carol, dave"; "" = it lands on yes.
 	Review string
+	// Checked says what rendering the app before and after the change
+	// showed, or why it wasn't rendered.
+	Checked string
 }
 
 // PlanReply renders the diff and the question.

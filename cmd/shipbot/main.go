@@ -346,6 +346,10 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		reg, onError = c, rc.OnError
 		log.Info("rollback and promote check tags in the registry", "docker_config", rc.DockerConfig, "insecure", rc.Insecure, "on_error", string(rc.OnError))
 	}
+	render, err := renderOptions(cfg.Render, log)
+	if err != nil {
+		return nil, fmt.Errorf("%s: render: %w", cfgPath, err)
+	}
 	var gh *github.Forge
 	ropts := repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir}
 	if f := cfg.Forge; f != nil && f.GitHub != nil {
@@ -397,6 +401,7 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		RecordChecker:   records,
 		Registry:        reg,
 		RegistryOnError: onError,
+		Render:          render,
 		Committer:       cfg.Committer,
 		Signer:          signerOrNil(signer),
 		FreezeWindows:   cfg.FreezeWindows,

@@ -58,6 +58,26 @@ type Verification struct {
 	// Workloads are the objects ("Deployment/checkout") whose pod template
 	// (or Rollout spec.restartAt) the change changed.
 	Workloads []string
+	// Before are the distinct tags the app's containers ran before the
+	// change, as rendered ("" for an untagged image), sorted.
+	Before []string
+}
+
+// runningTags returns the distinct tags the containers of the app run in
+// the rendered objects, sorted.
+func runningTags(objs []*robj, names appNames) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, o := range objs {
+		for _, c := range podContainers(o, o.obj) {
+			if r, ok := names.ref(c.image); ok && !seen[r.Tag] {
+				seen[r.Tag] = true
+				out = append(out, r.Tag)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ErrWrongEffect: the rendered result of a change is not what was asked.
@@ -336,6 +356,7 @@ func checkEffect(before, after []map[string]any, want Want) (Verification, error
 	}
 	bList, bIdx := indexObjects(before)
 	aList, aIdx := indexObjects(after)
+	v.Before = runningTags(bList, names)
 	var issues []string
 	changed := map[objKey]bool{}
 

@@ -96,6 +96,13 @@ type File struct {
 		Timeout      string   `yaml:"timeout"`
 		OnError      string   `yaml:"onError"`
 	} `yaml:"registry"`
+	// Render: how plans are checked by rendering the app before and after
+	// the change (kustomize renders in-process; Helm charts in the repo
+	// need the helm binary).
+	Render struct {
+		Helm    string `yaml:"helm"` // auto (helm on PATH, the default), off, or the binary's path
+		Timeout string `yaml:"timeout"`
+	} `yaml:"render"`
 	// Justification: live checks of --why against PagerDuty, Jira and
 	// Opsgenie; absent: the reason's format is checked only.
 	// Forge: where changes that need review are proposed; absent: such
@@ -191,6 +198,9 @@ type Config struct {
 	Argo *Argo
 	// Registry is where tags are checked; nil: they are not.
 	Registry *Registry
+	// Render says how plans are checked by rendering. Helm is "auto" (look
+	// for helm on PATH when shipbot starts), "" (off) or a path.
+	Render edit.RenderOptions
 	// Forge is where changes that need review are proposed; nil: none.
 	Forge *Forge
 	// Slack holds shipbot serve's Slack settings from the file, keyed by the
@@ -544,6 +554,7 @@ func (v *validator) check(file string, f *File) *Config {
 		}
 	}
 	v.registry(f, cfg, abs)
+	v.render(f, cfg, abs)
 	v.forge(f, cfg, abs)
 	if j := f.Justification; j.PagerDuty != nil || j.Jira != nil || j.Opsgenie != nil {
 		if j.PagerDuty != nil {
@@ -850,6 +861,28 @@ func pathHint(l edit.Layout, app, env string) string {
 
 // ErrNotFound is returned when no config file is given or found.
 var ErrNotFound = errors.New("no config file")
+
+// render checks the render: section.
+func (v *validator) render(f *File, cfg *Config, abs func(string) string) {
+	r := f.Render
+	switch r.Helm {
+	case "", "auto":
+		cfg.Render.Helm = "auto"
+	case "off":
+		cfg.Render.Helm = ""
+	default:
+		cfg.Render.Helm = abs(r.Helm)
+	}
+	cfg.Render.Timeout = 30 * time.Second
+	if r.Timeout != "" {
+		d, err := time.ParseDuration(r.Timeout)
+		if err != nil || d <= 0 {
+			v.addf("render.timeout", "%q is not a positive duration; write e.g. 30s", r.Timeout)
+		} else {
+			cfg.Render.Timeout = d
+		}
+	}
+}
 
 // registry checks the registry: section.
 func (v *validator) registry(f *File, cfg *Config, abs func(string) string) {

@@ -407,3 +407,31 @@ func TestHelmValuesStack(t *testing.T) {
 		}
 	}
 }
+
+// render: helm is auto by default (resolved when shipbot starts), off, or
+// a path relative to the config file; the timeout is a duration.
+func TestRenderSection(t *testing.T) {
+	cfg, err := Parse("/etc/shipbot/shipbot.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Render.Helm != "auto" || cfg.Render.Timeout != 30*time.Second {
+		t.Errorf("default render = %+v", cfg.Render)
+	}
+	for doc, want := range map[string]edit.RenderOptions{
+		"render: {helm: off, timeout: 5s}\n":    {Timeout: 5 * time.Second},
+		"render: {helm: bin/helm}\n":            {Helm: "/etc/shipbot/bin/helm", Timeout: 30 * time.Second},
+		"render: {helm: /usr/local/bin/helm}\n": {Helm: "/usr/local/bin/helm", Timeout: 30 * time.Second},
+	} {
+		cfg, err := Parse("/etc/shipbot/shipbot.yaml", []byte(good+doc))
+		if err != nil {
+			t.Fatalf("%s: %v", doc, err)
+		}
+		if cfg.Render != want {
+			t.Errorf("%s: render = %+v, want %+v", doc, cfg.Render, want)
+		}
+	}
+	if _, err := Parse("shipbot.yaml", []byte(good+"render: {timeout: soon}\n")); err == nil || !strings.Contains(err.Error(), `render.timeout`) {
+		t.Errorf("bad timeout: %v", err)
+	}
+}
