@@ -17,6 +17,10 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
+// DefaultKubeVersion is the Kubernetes version charts are rendered for
+// when RenderOptions.KubeVersion is empty.
+const DefaultKubeVersion = "1.31.0"
+
 // helmRenderer names the helm renderer in Verification.Renderer.
 const helmRenderer = "helm template"
 
@@ -155,7 +159,14 @@ func renderHelm(ctx context.Context, f Files, chart string, valuesFiles []string
 			return nil, err
 		}
 	}
-	args := []string{"template", "shipbot-render", filepath.Join(repo, filepath.FromSlash(chart)), "--include-crds"}
+	kube := opts.KubeVersion
+	if kube == "" {
+		kube = DefaultKubeVersion
+	}
+	// helm template's own default Kubernetes version is old: charts that
+	// declare a kubeVersion, or test .Capabilities, render as on a
+	// cluster of this version.
+	args := []string{"template", "shipbot-render", filepath.Join(repo, filepath.FromSlash(chart)), "--include-crds", "--kube-version", kube}
 	for _, v := range valuesFiles {
 		v = cleanPath(v)
 		if escapes(v) {

@@ -845,6 +845,25 @@ func BenchmarkVerifyKustomize(b *testing.B) {
 	}
 }
 
+// BenchmarkVerifyHelm is a plan's check of a Helm chart in the repo (two
+// helm template runs): podinfo's chart and a production values file.
+func BenchmarkVerifyHelm(b *testing.B) {
+	helm := helmBinary(b)
+	files := readTree(b, filepath.Join("testdata", "real", "stefanprodan__podinfo"))
+	loc := Location{Layout: LayoutHelm, Path: "charts/podinfo/values-prod.yaml", Image: "ghcr.io/stefanprodan/podinfo"}
+	e, err := SetImage(files, loc, SetImageOptions{Tag: "6.14.0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for b.Loop() {
+		v, err := Verify(ctx, files, e.Changes, loc, Want{Tag: "6.14.0"}, RenderOptions{Helm: helm})
+		if err != nil || !v.Rendered {
+			b.Fatalf("Verify = %+v, %v", v, err)
+		}
+	}
+}
+
 // TestVerifyConcurrent verifies from several goroutines at once (run with
 // -race): in-process kustomize keeps state in package globals.
 func TestVerifyConcurrent(t *testing.T) {

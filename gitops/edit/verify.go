@@ -28,6 +28,9 @@ type RenderOptions struct {
 	Helm string
 	// Timeout bounds one `helm template` run (default 30s).
 	Timeout time.Duration
+	// KubeVersion is the Kubernetes version charts are rendered for, as
+	// Argo CD renders for its cluster (default DefaultKubeVersion).
+	KubeVersion string
 }
 
 // Want is what a change is meant to do to the rendered app.

@@ -100,8 +100,9 @@ type File struct {
 	// the change (kustomize renders in-process; Helm charts in the repo
 	// need the helm binary).
 	Render struct {
-		Helm    string `yaml:"helm"` // auto (helm on PATH, the default), off, or the binary's path
-		Timeout string `yaml:"timeout"`
+		Helm        string `yaml:"helm"` // auto (helm on PATH, the default), off, or the binary's path
+		Timeout     string `yaml:"timeout"`
+		KubeVersion string `yaml:"kubeVersion"` // the clusters' Kubernetes version charts render for
 	} `yaml:"render"`
 	// Justification: live checks of --why against PagerDuty, Jira and
 	// Opsgenie; absent: the reason's format is checked only.
@@ -208,6 +209,9 @@ type Config struct {
 	Slack   map[string]string
 	Catalog *gitops.Catalog
 }
+
+// kubeVersion is what a Kubernetes version may look like (1.31, 1.31.0).
+var kubeVersion = regexp.MustCompile(`^1\.[0-9]+(\.[0-9]+)?$`)
 
 // envName is what an environment variable's name may look like.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -874,6 +878,10 @@ func (v *validator) render(f *File, cfg *Config, abs func(string) string) {
 		cfg.Render.Helm = abs(r.Helm)
 	}
 	cfg.Render.Timeout = 30 * time.Second
+	cfg.Render.KubeVersion = strings.TrimPrefix(r.KubeVersion, "v")
+	if r.KubeVersion != "" && !kubeVersion.MatchString(cfg.Render.KubeVersion) {
+		v.addf("render.kubeVersion", "%q is not a Kubernetes version; write e.g. 1.31.0", r.KubeVersion)
+	}
 	if r.Timeout != "" {
 		d, err := time.ParseDuration(r.Timeout)
 		if err != nil || d <= 0 {

@@ -434,4 +434,7 @@ func TestRenderSection(t *testing.T) {
 	if _, err := Parse("shipbot.yaml", []byte(good+"render: {timeout: soon}\n")); err == nil || !strings.Contains(err.Error(), `render.timeout`) {
 		t.Errorf("bad timeout: %v", err)
 	}
+	if _, err := Parse("shipbot.yaml", []byte(good+"render: {kubeVersion: latest}\n")); err == nil || !strings.Contains(err.Error(), `render.kubeVersion`) {
+		t.Errorf("bad kubeVersion: %v", err)
+	}
 }
