@@ -154,6 +154,17 @@ func writeTree(t testing.TB, dir string, files MapFiles) {
 // applyChanges returns a copy of files with changes applied.
 func applyChanges(t testing.TB, files MapFiles, changes []Change) MapFiles {
 	t.Helper()
+	out, err := applied(files, changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// applied returns a copy of files with changes applied; an error when a
+// change doesn't fit the tree (it creates a file that exists, or its Old
+// is not the file's content).
+func applied(files MapFiles, changes []Change) (MapFiles, error) {
 	out := MapFiles{}
 	for p, b := range files {
 		out[p] = b
@@ -162,13 +173,13 @@ func applyChanges(t testing.TB, files MapFiles, changes []Change) MapFiles {
 		old, ok := files[c.Path]
 		switch {
 		case c.Old == nil && ok:
-			t.Fatalf("change creates %s, which exists", c.Path)
+			return nil, fmt.Errorf("the change creates %s, which exists", c.Path)
 		case c.Old != nil && string(old) != string(c.Old):
-			t.Fatalf("change to %s: Old is not the file's content", c.Path)
+			return nil, fmt.Errorf("the change to %s: Old is not the file's content", c.Path)
 		}
 		out[c.Path] = c.New
 	}
-	return out
+	return out, nil
 }
 
 func asStrings(files MapFiles) map[string]string {

@@ -440,21 +440,9 @@ func (c realCase) checkErr(r *realT, what string, err error) {
 // realApply returns files with changes applied, nil if a change doesn't
 // fit the tree.
 func realApply(r *realT, files MapFiles, changes []Change) MapFiles {
-	out := MapFiles{}
-	for p, b := range files {
-		out[p] = b
-	}
-	for _, ch := range changes {
-		old, ok := files[ch.Path]
-		switch {
-		case ch.Old == nil && ok:
-			r.errorf("the change creates %s, which exists", ch.Path)
-			return nil
-		case ch.Old != nil && !bytes.Equal(old, ch.Old):
-			r.errorf("the change to %s: Old is not the file's content", ch.Path)
-			return nil
-		}
-		out[ch.Path] = ch.New
+	out, err := applied(files, changes)
+	if err != nil {
+		r.errorf("%v", err)
 	}
 	return out
 }
