@@ -18,8 +18,11 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
-// kustomizeRenderer names the in-process renderer in Verification.Renderer.
-const kustomizeRenderer = "kustomize v0.21.2 (in-process)"
+// kustomizeRenderer names the in-process renderer in Verification.Renderer:
+// sigs.k8s.io/kustomize/api v0.17.2 is the library of kustomize v5.4.2, the
+// one Argo CD 2.14 builds with (a newer one would also move the k8s.io
+// modules of the tool module that builds the local Argo CD).
+const kustomizeRenderer = "kustomize v5.4.2 (in-process)"
 
 // kustomizeMu serializes in-process kustomize runs: kyaml keeps the OpenAPI
 // schema a kustomization selects (openapi:) in package globals.

@@ -558,7 +558,7 @@ func TestVerifyKustomize(t *testing.T) {
 		}
 	}
 	_, err = Verify(ctx, files, bad, overlayLoc, Want{Restart: vRestart}, RenderOptions{})
-	if !errors.Is(err, ErrWrongEffect) || !strings.Contains(err.Error(), "rendered with kustomize v0.21.2 (in-process) (the kustomization in apps/checkout/overlays/prod): no pod template got shipbot.io/restartedAt") ||
+	if !errors.Is(err, ErrWrongEffect) || !strings.Contains(err.Error(), "rendered with kustomize v5.4.2 (in-process) (the kustomization in apps/checkout/overlays/prod): no pod template got shipbot.io/restartedAt") ||
 		!strings.Contains(err.Error(), "check the target of its patches entry") {
 		t.Errorf("restart patch targeting nothing: err = %v", err)
 	}

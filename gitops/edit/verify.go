@@ -52,7 +52,7 @@ type Want struct {
 type Verification struct {
 	// Rendered is false when the app could not be rendered; Reason says why.
 	Rendered bool
-	// Renderer is what rendered: "kustomize v0.21.2 (in-process)", "helm
+	// Renderer is what rendered: "kustomize v5.4.2 (in-process)", "helm
 	// template", "manifests".
 	Renderer string
 	// Reason says why the app was not rendered (without a leading "not
