@@ -100,9 +100,23 @@ func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, err
 	if err != nil {
 		return nil, err
 	}
-	h := &historyReader{repo: s.o.Repo}
 	var near func(Target) []Target // built when first needed
 	sigs := map[string][2]string{} // commit -> status, key
+	check := func(c *object.Commit) [2]string {
+		sig, ok := sigs[c.Hash.String()]
+		if !ok {
+			st, key := o.Checker.CheckCommit(c)
+			sig = [2]string{st, key}
+			sigs[c.Hash.String()] = sig
+		}
+		return sig
+	}
+	// The audit shows what every commit's trailers claim, as evidence, and
+	// trusts none of it by itself: a record is unflagged only when its
+	// commit is shipbot's own (committer, a good signature from a trusted
+	// key) and its trailers name the app, the environment and the change
+	// the content shows (record). Anything else carries a flag.
+	h := &historyReader{repo: s.o.Repo, trust: func(*object.Commit) bool { return true }}
 	var out []AuditRecord
 	var pos []int // history position of each record
 	for _, app := range s.o.Catalog.AppNames() {
@@ -132,12 +146,7 @@ func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, err
 				if !o.Since.IsZero() && d.When.Before(o.Since) {
 					continue
 				}
-				sig, ok := sigs[d.Commit.String()]
-				if !ok {
-					st, key := o.Checker.CheckCommit(d.Object)
-					sig = [2]string{st, key}
-					sigs[d.Commit.String()] = sig
-				}
+				sig := check(d.Object)
 				out = append(out, s.record(t, d, sig[0], sig[1]))
 				pos = append(pos, d.Pos)
 			}

@@ -80,6 +80,15 @@ func (c *committer) drain() {
 // write lands a batch. The first attempt builds on the last fetched tip
 // without a fetch: the push is a compare-and-swap, so a stale tip costs one
 // refused push and never a lost update.
+//
+// A push whose outcome is unknown (the connection dropped before the
+// remote's report) is never reported as a failure: the next attempt
+// fetches and looks for the commits. When the branch still points where
+// the push was to go, the very same push is sent again (a compare-and-swap:
+// at most one of the two lands); when it moved without them, they can never
+// land and the change is re-planned as after any refusal. When the attempts
+// or the time run out before shipbot can tell, the requester is told so,
+// and told the outcome later (resolve.go).
 func (c *committer) write(batch []*job) {
 	s := c.s
 	ctx, cancel := context.WithTimeout(context.Background(), s.o.WriteTimeout)
@@ -93,40 +102,84 @@ func (c *committer) write(batch []*job) {
 		pending = append(pending, j)
 	}
 	var lastErr error
+	// unsure is the last push whose outcome is unknown: its jobs (pending)
+	// may have landed.
+	var unsure *unsurePush
 	for attempt := 1; attempt <= s.o.MaxAttempts && len(pending) > 0; attempt++ {
 		var base *repo.Snapshot
 		var err error
 		if attempt == 1 {
 			base, err = s.o.Repo.Head()
 		} else {
-			time.Sleep(time.Duration(10<<(attempt-2))*time.Millisecond + rand.N(20*time.Millisecond))
-			base, err = s.o.Repo.Fetch(ctx)
+			wait := time.Duration(10<<(attempt-2))*time.Millisecond + rand.N(20*time.Millisecond)
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+			fctx, fcancel := context.WithTimeout(ctx, s.o.PushTimeout)
+			base, err = s.o.Repo.Fetch(fctx)
+			fcancel()
 		}
 		if err != nil {
+			if unsure != nil {
+				c.unknown(unsure, err)
+				return
+			}
 			c.failAll(pending, err)
 			return
 		}
-		landed := recentRequests(s.o.Repo, base, 200)
+		found := s.findLanded(base, requestsOf(pending), recentWindow)
+		var rest []*job
+		for _, j := range pending {
+			l, ok := found[j.plan.Request.ID]
+			if !ok {
+				rest = append(rest, j)
+				continue
+			}
+			j.log.Info("request already landed", "commit", l.Commit.String())
+			ours := unsure != nil && l.Commit == j.commit // its answer was lost
+			resp := s.landedReply(j.log, j.plan, l, attempt, ours)
+			if ours {
+				if note := s.trace(j, resp.Commit); note != "" {
+					resp.Text = strings.TrimRight(resp.Text, "\n") + "\n" + note
+				}
+			}
+			j.done <- resp
+		}
+		pending = rest
+		if len(pending) == 0 {
+			return
+		}
 		tip := base
 		var built []*job
 		var objects []plumbing.Hash
-		for _, j := range pending {
-			if h, ok := landed[j.plan.Request.ID]; ok {
-				j.log.Info("request already landed", "commit", h)
-				j.done <- s.done(j.log, j.plan, h.String(), attempt)
-				continue
+		switch {
+		case unsure != nil && base.Hash() == unsure.base:
+			// The unknown push has not landed (yet): send it again as it was.
+			pending[0].log.Info("push outcome unknown and the branch has not moved; sending the same push again", "attempt", attempt)
+			tip, objects, built = unsure.tipSnap, unsure.objects, pending
+		default:
+			if unsure != nil {
+				// The branch moved without our commits: the unknown push
+				// can never land now (compare-and-swap).
+				pending[0].log.Info("the unknown push did not land and can't any more; re-planning", "attempt", attempt)
+				unsure = nil
 			}
-			next, objs, err := c.build(ctx, tip, j)
-			if err != nil {
-				j.done <- s.rejected(j.log, j.plan.Request, err)
-				continue
+			for _, j := range pending {
+				next, objs, err := c.build(ctx, tip, j)
+				if err != nil {
+					j.done <- s.rejected(j.log, j.plan.Request, err)
+					continue
+				}
+				tip, objects, built = next, append(objects, objs...), append(built, j)
 			}
-			tip, objects, built = next, append(objects, objs...), append(built, j)
 		}
 		if len(built) == 0 {
 			return
 		}
-		err = s.o.Repo.Push(ctx, base.Hash(), tip.Hash(), objects)
+		pctx, pcancel := context.WithTimeout(ctx, s.o.PushTimeout)
+		err = s.o.Repo.Push(pctx, base.Hash(), tip.Hash(), objects)
+		pcancel()
 		if errors.Is(err, repo.ErrNonFastForward) {
 			for _, j := range built {
 				j.log.Info("branch moved; re-planning on the new tip", "attempt", attempt)
@@ -134,8 +187,24 @@ func (c *committer) write(batch []*job) {
 			pending, lastErr = built, err
 			continue
 		}
+		if errors.Is(err, repo.ErrPushUnknown) {
+			for _, j := range built {
+				j.log.Warn("push outcome unknown; looking at the remote", "attempt", attempt, "err", err, "commit", j.commit.String())
+			}
+			unsure = &unsurePush{base: base.Hash(), tipSnap: tip, objects: objects, jobs: built, err: err}
+			pending, lastErr = built, err
+			continue
+		}
+		var refused *repo.RefusedError
+		if err != nil && unsure != nil && !errors.As(err, &refused) {
+			// This push failed for sure, but the same push sent before may
+			// still land. (A refusal of the very same push is an answer
+			// for both.)
+			c.unknown(unsure, err)
+			return
+		}
 		if err != nil {
-			c.failAll(built, err)
+			c.notWritten(built, err)
 			return
 		}
 		// Traces on the tickets run side by side; each reply waits for its
@@ -153,15 +222,52 @@ func (c *committer) write(batch []*job) {
 		wg.Wait()
 		return
 	}
-	if len(pending) > 0 {
-		c.failAll(pending, fmt.Errorf("gave up after %d attempts, the branch kept moving: %w", s.o.MaxAttempts, lastErr))
+	if len(pending) == 0 {
+		return
 	}
+	if unsure != nil {
+		c.unknown(unsure, lastErr)
+		return
+	}
+	c.failAll(pending, fmt.Errorf("gave up after %d attempts, the branch kept moving: %w", s.o.MaxAttempts, lastErr))
 }
 
 func (c *committer) failAll(jobs []*job, err error) {
 	for _, j := range jobs {
 		j.done <- c.s.failed(j.log, j.plan.Request, err)
 	}
+}
+
+// notWritten answers jobs whose push failed for sure: nothing was written.
+func (c *committer) notWritten(jobs []*job, err error) {
+	for _, j := range jobs {
+		j.done <- c.s.notWritten(j.log, j.plan, err)
+	}
+}
+
+// unknown answers the jobs of a push whose outcome shipbot could not tell:
+// they may have landed. They are told so, and the outcome later.
+func (c *committer) unknown(u *unsurePush, err error) {
+	s := c.s
+	reason := plainReason(u.err)
+	if err != nil && err != u.err {
+		if then := plainReason(err); then != reason {
+			reason += "; then " + then
+		}
+	}
+	for _, j := range u.jobs {
+		j.log.Warn("could not tell whether the push landed; looking again in the background", "err", err, "commit", j.commit.String())
+		j.done <- s.pushReply(j.plan, templates.Push{Kind: "unknown", Reason: reason}, OutcomeUnknown)
+	}
+	s.resolveLater(u)
+}
+
+func requestsOf(jobs []*job) []Request {
+	out := make([]Request, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.plan.Request
+	}
+	return out
 }
 
 // traceTimeout bounds writing a trace to a ticket or incident.
@@ -230,25 +336,4 @@ func (c *committer) build(ctx context.Context, tip *repo.Snapshot, j *job) (*rep
 	}
 	j.commit = cm.Hash
 	return next, cm.Objects, nil
-}
-
-// recentRequests maps the request ids of the last n first-parent commits of
-// tip to their commits, so that a retried request is not written twice.
-func recentRequests(r *repo.Repo, tip *repo.Snapshot, n int) map[string]plumbing.Hash {
-	out := map[string]plumbing.Hash{}
-	c := tip.Commit
-	for i := 0; i < n && c != nil; i++ {
-		if id := ParseTrailers(c.Message)[TrailerRequest]; id != "" {
-			out[id] = c.Hash
-		}
-		if len(c.ParentHashes) == 0 {
-			break
-		}
-		next, err := r.CommitObject(c.ParentHashes[0])
-		if err != nil {
-			break
-		}
-		c = next
-	}
-	return out
 }

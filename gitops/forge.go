@@ -183,7 +183,9 @@ type ProposalUpdate struct {
 	Commit string
 }
 
-// Notifier delivers proposal updates to chat. An update that can't be
+// Notifier delivers news about a request to its chat thread after the
+// reply: proposal updates, and the outcome of a push shipbot could not tell
+// at once (landed after all, or not written). An update that can't be
 // delivered is logged; it never undoes anything.
 type Notifier interface {
 	ProposalUpdated(ctx context.Context, u ProposalUpdate)

@@ -149,7 +149,7 @@ func (s *Service) frozen(f edit.Files, env string, a Action, now time.Time) (str
 		if !fr.Until.IsZero() {
 			until = "until " + fr.Until.UTC().Format("2006-01-02 15:04 UTC")
 		}
-		return fmt.Sprintf("%s was frozen by %s %s (%s)", env, fr.By, until, OneLine(fr.Why)), nil
+		return fmt.Sprintf("%s was frozen by %s %s (%s)", env, OneLine(fr.By), until, Reason(fr.Why)), nil
 	}
 	return "", nil
 }
@@ -243,7 +243,7 @@ func (s *Service) computeFreeze(f edit.Files, p *Plan) error {
 			if err != nil {
 				return err
 			}
-			p.Freeze = Freeze{Env: req.Env, By: req.User, Why: OneLine(req.Why), Since: now.UTC().Truncate(time.Second), Until: until, Request: req.ID}
+			p.Freeze = Freeze{Env: req.Env, By: req.User, Why: Reason(req.Why), Since: now.UTC().Truncate(time.Second), Until: until, Request: req.ID}
 		}
 		kept = append(kept, p.Freeze)
 		p.To = "frozen"

@@ -48,8 +48,13 @@ type Deploy struct {
 	// (0 = root): the order that counts, since commit dates can be forged.
 	Pos     int
 	Message string
-	// Trailers holds the commit's trailers (empty for commits not made by shipbot).
+	// Trailers holds the commit's trailers (empty for commits not made by
+	// shipbot: only shipbot's own commits' trailers are believed).
 	Trailers map[string]string
+	// Untrusted is set when the commit carries Shipbot-* trailers but is
+	// not shipbot's own (another committer, or no trusted signature): its
+	// trailers were dropped.
+	Untrusted bool
 }
 
 func firstLine(s string) string {
@@ -78,7 +83,10 @@ func (d Deploy) RequestedBy() string {
 // by field, never lumped together by file. A target's fields in one set of
 // file contents are read once.
 type historyReader struct {
-	repo  *repo.Repo
+	repo *repo.Repo
+	// trust says whether a commit is shipbot's own: only then are its
+	// trailers (action, requester, reason) believed. nil: none is.
+	trust func(*object.Commit) bool
 	cache map[stateKey]state
 	// inputs are, per target, the files beyond its path its fields are read
 	// from (edit.Inputs at tip, the tip of the walk).
@@ -207,7 +215,12 @@ func (h *historyReader) deploys(ctx context.Context, tip *repo.Snapshot, t Targe
 			Trailers: ParseTrailers(c.Message),
 			Action:   "manual",
 		}
-		if a := d.Trailers[TrailerAction]; a != "" {
+		if len(d.Trailers) > 0 && (h.trust == nil || !h.trust(c)) {
+			// A copied trailer makes nobody's commit shipbot's.
+			d.Untrusted = shipbotTrailers(d.Trailers)
+			d.Trailers = map[string]string{}
+		}
+		if a := d.Trailers[TrailerAction]; a != "" && d.claims(t) {
 			d.Action = a
 		}
 		if !own && !sharingRead && w.sharing != nil {

@@ -260,7 +260,7 @@ func recordMessage(p *proposal, rec record) string {
 	b.WriteString(OneLine(subject))
 	b.WriteString("\n\n")
 	if rec.Reason != "" {
-		b.WriteString("Reason: " + OneLine(rec.Reason) + "\n\n")
+		b.WriteString("Reason: " + Reason(rec.Reason) + "\n\n")
 	}
 	b.WriteString(TrailerRequest + ": " + p.ID + "\n")
 	b.WriteString(TrailerEvent + ": " + rec.Event + "\n")

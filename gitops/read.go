@@ -31,7 +31,7 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 	data := templates.Status{App: req.App, Now: s.o.Now()}
 	var denied []string
 	var shown []Target
-	h := &historyReader{repo: s.o.Repo}
+	h := s.historyReader()
 	for _, env := range s.o.Catalog.Envs {
 		t, ok := targets[env.Name]
 		if !ok {
@@ -88,7 +88,7 @@ func (s *Service) history(ctx context.Context, log *slog.Logger, req Request) Re
 	if limit <= 0 {
 		limit = s.o.HistoryLimit
 	}
-	h := &historyReader{repo: s.o.Repo}
+	h := s.historyReader()
 	deploys, err := h.deploys(ctx, snap, t, walk{limit: limit})
 	if err != nil {
 		return s.failed(log, req, fmt.Errorf("history of %s in %s: %w", req.App, req.Env, err))
@@ -133,7 +133,7 @@ func (s *Service) PreviousTag(ctx context.Context, app, env string) (string, err
 	if err != nil {
 		return "", editError(t, err)
 	}
-	h := &historyReader{repo: s.o.Repo}
+	h := s.historyReader()
 	return h.previousTag(ctx, snap, t, cur)
 }
 

@@ -96,7 +96,7 @@ func (s *Service) checkTag(ctx context.Context, snap *repo.Snapshot, p *Plan) er
 // deployedTags returns the tags t ran, newest first, each once, as the
 // repo's history records them (the oldest state included).
 func (s *Service) deployedTags(ctx context.Context, snap *repo.Snapshot, t Target) ([]string, error) {
-	h := &historyReader{repo: s.o.Repo}
+	h := s.historyReader()
 	ds, err := h.deploys(ctx, snap, t, walk{})
 	if err != nil {
 		return nil, err

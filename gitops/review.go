@@ -280,7 +280,7 @@ func (s *Service) closeProposal(ctx context.Context, log *slog.Logger, prop *pro
 
 // closeProposalTelling is closeProposal with the text the thread is told.
 func (s *Service) closeProposalTelling(ctx context.Context, log *slog.Logger, prop *proposal, event, reason string, by Request, tell string) error {
-	rec := record{Event: event, At: s.o.Now().UTC(), Reason: OneLine(reason)}
+	rec := record{Event: event, At: s.o.Now().UTC(), Reason: Reason(reason)}
 	if by.User != "" {
 		rec.By, rec.Where = by.User, where(by)
 	}
@@ -423,11 +423,11 @@ func (s *Service) reject(ctx context.Context, log *slog.Logger, req Request) Res
 				return Response{Outcome: OutcomeDenied, Text: fmt.Sprintf("[%s] you may not reject it: %s", prop.ID, d.Reason)}
 			}
 		}
-		reason := fmt.Sprintf("%s rejected it: %s", req.User, OneLine(req.Why))
+		reason := fmt.Sprintf("%s rejected it: %s", req.User, Reason(req.Why))
 		if err := s.closeProposal(ctx, log, prop, eventRejected, reason, req); err != nil {
 			return s.failed(log, req, err)
 		}
-		return Response{Outcome: OutcomeCancelled, Text: fmt.Sprintf("[%s] rejected: %s. Nothing was merged; the requester is told.", prop.ID, OneLine(req.Why))}
+		return Response{Outcome: OutcomeCancelled, Text: fmt.Sprintf("[%s] rejected: %s. Nothing was merged; the requester is told.", prop.ID, Reason(req.Why))}
 	})
 }
 

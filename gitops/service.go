@@ -69,8 +69,10 @@ type ServiceOptions struct {
 	// Approvers is the policy's view of who may approve (required with a
 	// Forge).
 	Approvers ApproverPolicy
-	// Notifier tells a request's chat thread about its proposal; nil: the
-	// answers to approve and reject say it all.
+	// Notifier tells a request's chat thread about its proposal, and about
+	// the outcome of a push shipbot could not tell at once; nil: the
+	// answers to approve and reject say it all, and a late outcome is
+	// logged only.
 	Notifier Notifier
 	// ProposalTTL is how long a proposal stays open (default 7 days).
 	ProposalTTL time.Duration
@@ -85,6 +87,16 @@ type ServiceOptions struct {
 	// RegistryOnError is what a plan does when the registry can't tell
 	// (default refuse: nothing is written).
 	RegistryOnError RegistryOnError
+	// PushTimeout bounds one push, and one look at the remote after a push
+	// whose outcome is unknown (default 30s, at most WriteTimeout).
+	PushTimeout time.Duration
+	// ResolveTimeout is how long shipbot keeps looking, in the background,
+	// for the outcome of a push it could not tell (default 15m); the
+	// requester is told through the Notifier.
+	ResolveTimeout time.Duration
+	// ResolveBackoff is the first wait between those looks; it doubles up
+	// to a minute (default 2s).
+	ResolveBackoff time.Duration
 	// Render says how plans are checked by rendering the app before and
 	// after the change (see edit.Verify): the helm binary, a timeout.
 	Render edit.RenderOptions
@@ -130,6 +142,16 @@ func (o *ServiceOptions) Validate() error {
 	if o.ProposalTTL <= 0 {
 		o.ProposalTTL = 7 * 24 * time.Hour
 	}
+	if o.PushTimeout <= 0 {
+		o.PushTimeout = 30 * time.Second
+	}
+	o.PushTimeout = min(o.PushTimeout, o.WriteTimeout)
+	if o.ResolveTimeout <= 0 {
+		o.ResolveTimeout = 15 * time.Minute
+	}
+	if o.ResolveBackoff <= 0 {
+		o.ResolveBackoff = 2 * time.Second
+	}
 	if o.Forge != nil && o.Approvers == nil {
 		return errors.New("service: a forge needs the approver policy")
 	}
@@ -157,6 +179,11 @@ type Service struct {
 	// last told, so that a reconcile reports a new failing check once.
 	// Only notification noise depends on it: it may be lost.
 	blocked map[string]string
+	// trusted caches which commits are shipbot's own (ownCommit).
+	trusted trustCache
+	// Background work: looking for the outcome of pushes shipbot could not
+	// tell (resolve.go).
+	bg bgWork
 }
 
 // NewService returns a Service.
@@ -166,6 +193,7 @@ func NewService(o ServiceOptions) (*Service, error) {
 	}
 	s := &Service{o: o, blocked: map[string]string{}}
 	s.committer = &committer{s: s}
+	s.bg.init()
 	return s, nil
 }
 
@@ -186,6 +214,7 @@ const (
 	OutcomeCommitted Outcome = "committed" // the change landed
 	OutcomeCancelled Outcome = "cancelled" // the requester said no, or time ran out
 	OutcomeFailed    Outcome = "failed"    // shipbot failed; the remote is unchanged
+	OutcomeUnknown   Outcome = "unknown"   // a push's outcome is not known yet: it may have landed; shipbot reports it later
 	OutcomeHealthy   Outcome = "healthy"   // the change is live: Synced and Healthy at our commit
 	OutcomeDegraded  Outcome = "degraded"  // the change is live and unhealthy, or its sync failed
 	OutcomeUnwatched Outcome = "unwatched" // the watch failed or timed out; the commit stands
@@ -346,18 +375,27 @@ func (s *Service) rejected(log *slog.Logger, req Request, err error) Response {
 }
 
 // failed reports an internal error: details go to the log, the user gets
-// the request id to quote.
+// a plain sentence and the request id to quote. A push whose outcome is
+// unknown is never said to have changed nothing; a remote's refusal is
+// told in the remote's words.
 func (s *Service) failed(log *slog.Logger, req Request, err error) Response {
 	log.Error("request failed", "err", err)
-	return Response{Outcome: OutcomeFailed, Text: fmt.Sprintf("[%s] shipbot failed and changed nothing: %s. Operators can find the details in the log under request %s.", req.ID, userSafe(err), req.ID)}
+	var refused *repo.RefusedError
+	switch {
+	case errors.Is(err, repo.ErrPushUnknown):
+		return Response{Outcome: OutcomeUnknown, Text: fmt.Sprintf("[%s] shipbot could not tell whether the change was written: %s. Do not retry; check with `%s` first. Operators can find the details in the log under request %s.", req.ID, plainReason(err), s.o.Catalog.checkCommand(req), req.ID)}
+	case errors.As(err, &refused):
+		return Response{Outcome: OutcomeRejected, Text: fmt.Sprintf("[%s] not written: %s. Nothing was changed.", req.ID, refusedReason(refused))}
+	}
+	return Response{Outcome: OutcomeFailed, Text: fmt.Sprintf("[%s] shipbot failed and changed nothing: %s. Operators can find the details in the log under request %s.", req.ID, plainReason(err), req.ID)}
 }
 
-// userSafe shortens an internal error for chat; it never carries secrets
-// because URLs with credentials are not part of shipbot's error texts.
+// userSafe shortens an internal error for chat, without URLs or network
+// addresses (those stay in the log).
 func userSafe(err error) string {
-	msg := err.Error()
+	msg := OneLine(scrub(err.Error()))
 	if len(msg) > 300 {
-		msg = msg[:300] + "…"
+		msg = strings.ToValidUTF8(msg[:300], "") + "…"
 	}
 	return msg
 }
@@ -394,9 +432,18 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 	if resp != nil {
 		return nil, *resp
 	}
+	snap, err := s.o.Repo.Fetch(ctx)
+	if err != nil {
+		return nil, s.failed(log, req, err)
+	}
+	// A request id lands once: a redelivered or retried message whose
+	// request landed is answered with that commit, never a new plan.
+	if l, ok := s.findLanded(snap, []Request{req}, recentWindow)[req.ID]; ok {
+		return nil, s.alreadyLanded(log, req, l)
+	}
 	// A freeze's reason is free text; changes of apps are justified by the
 	// justifier (incident or ticket in protected environments).
-	just := Justification{Text: OneLine(req.Why), Kind: "text"}
+	just := Justification{Text: Reason(req.Why), Kind: "text"}
 	if req.Action != ActionFreeze && req.Action != ActionUnfreeze {
 		if just, err = s.o.Justifier.Justify(ctx, req, env); err != nil {
 			return nil, s.rejected(log, req, err)
@@ -404,10 +451,6 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 	}
 	if err := decision.Justification.check(req, just); err != nil {
 		return nil, s.rejected(log, req, err)
-	}
-	snap, err := s.o.Repo.Fetch(ctx)
-	if err != nil {
-		return nil, s.failed(log, req, err)
 	}
 	p := &Plan{Request: req, Target: t, Environment: env, Justification: just}
 	if req.Action == ActionRestart {
@@ -553,7 +596,7 @@ func (s *Service) targetTag(ctx context.Context, snap *repo.Snapshot, p *Plan) (
 	if req.Tag != "" {
 		return req.Tag, nil
 	}
-	h := &historyReader{repo: s.o.Repo}
+	h := s.historyReader()
 	prev, err := h.previousTag(ctx, snap, p.Target, p.From)
 	if errors.Is(err, ErrNoPrevious) {
 		return "", &UserError{Message: fmt.Sprintf("no earlier tag of %s in %s in the repo's history; name one: `rollback %s %s to TAG --why ...`", req.App, req.Env, req.App, req.Env), Err: err}
@@ -604,6 +647,14 @@ func (s *Service) confirm(ctx context.Context, log *slog.Logger, p *Plan) Respon
 		return s.rejected(log, req, err)
 	}
 	if decision.Review.Approvals > 0 {
+		// A request id lands once (the committer looks on every tip it
+		// writes on; a proposal is looked for here).
+		if head, err := s.o.Repo.Head(); err == nil {
+			if l, ok := s.findLanded(head, []Request{req}, recentWindow)[req.ID]; ok {
+				log.Info("request already landed", "commit", l.Commit.String())
+				return s.landedReply(log, p, l, 1, false)
+			}
+		}
 		p.Review = decision.Review
 		return s.propose(ctx, log, p, decision, author)
 	}
@@ -623,12 +674,14 @@ func authorizedBy(d Decision) string {
 	return d.Rule + " (" + d.Reason + ")"
 }
 
+// userMessage is err for chat: a UserError's message, or a plain sentence
+// (or the error without URLs and addresses) for anything else.
 func userMessage(err error) string {
 	var ue *UserError
 	if errors.As(err, &ue) {
 		return ue.Message
 	}
-	return err.Error()
+	return plainReason(err)
 }
 
 func (s *Service) done(log *slog.Logger, p *Plan, commit string, attempts int) Response {
@@ -664,7 +717,7 @@ func (s *Service) message(p *Plan, author Person, authorized string, extra []tem
 		tr = append(tr, templates.Trailer{Key: TrailerAuthorizedBy, Value: authorized})
 	}
 	if p.Justification.Text != "" {
-		tr = append(tr, templates.Trailer{Key: TrailerJustification, Value: p.Justification.Text})
+		tr = append(tr, templates.Trailer{Key: TrailerJustification, Value: Reason(p.Justification.Text)})
 	}
 	if c := p.Justification.Checked; c != nil {
 		tr = append(tr, templates.Trailer{Key: TrailerJustificationChecked, Value: fmt.Sprintf("%s %s %s", c.Source, c.State, c.At.UTC().Format(time.RFC3339))})
@@ -682,25 +735,12 @@ func (s *Service) message(p *Plan, author Person, authorized string, extra []tem
 	return templates.CommitMessage(templates.Commit{
 		Action: string(req.Action), App: req.App, Env: req.Env, FromEnv: req.FromEnv,
 		From: fromTextOf(req.Action, p.From), To: p.To, RequestedBy: OneLine(author.Name), Channel: OneLine(req.Channel),
-		Reason: OneLine(p.Justification.Text), BreakGlass: OneLine(p.BreakGlass), Trailers: tr,
+		Reason: Reason(p.Justification.Text), BreakGlass: OneLine(p.BreakGlass), Trailers: tr,
 	})
 }
 
 // OneLine makes chat text safe to place on one line of a commit message:
-// control characters and line breaks become spaces, runs of spaces collapse.
-func OneLine(s string) string {
-	var b strings.Builder
-	space := false
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 || r == ' ' {
-			space = true
-			continue
-		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		space = false
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// it is Normalize without a cap (control characters and line breaks become
+// spaces, bidi and zero-width characters are dropped, runs of spaces
+// collapse). Free-text reasons also get a cap: Reason.
+func OneLine(s string) string { return Normalize(s, 0) }

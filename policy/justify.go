@@ -18,7 +18,7 @@ const (
 
 // MaxJustificationRunes caps Justification.Text; longer text is cut and
 // ends with "…".
-const MaxJustificationRunes = 300
+const MaxJustificationRunes = gitops.MaxReasonRunes
 
 // PatternJustifier checks the --why of a request by its shape; it does not
 // call PagerDuty or Jira.

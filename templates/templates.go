@@ -239,3 +239,33 @@ type PullRequest struct {
 
 // PullRequestBody renders a proposal's description.
 func PullRequestBody(d PullRequest) (string, error) { return render("pr_body.tmpl", d) }
+
+// Push is a reply about a write whose push did not simply succeed: it
+// landed earlier (a redelivered or retried request), its answer was lost
+// and a fetch found it, it is not known yet, it is known later, the remote
+// refused it, or it never reached the remote.
+type Push struct {
+	RequestID string
+	// Kind: "earlier" (at plan time: the request landed before), "landed"
+	// (at confirm time), "late" (found after an unknown outcome), "unknown"
+	// (not known yet), "refused" (the remote said no), "not-written"
+	// (certain: nothing was written), "late-not-written" (known after an
+	// unknown outcome), "still-unknown" (shipbot stopped looking).
+	Kind    string
+	Summary string // e.g. "rollback checkout in prod: 1.4.2 -> 1.4.1"
+	Commit  string
+	Branch  string
+	// Earlier: the commit landed before this confirmation (Kind landed).
+	Earlier bool
+	// Lost: the remote's answer was lost and a fetch found the commit.
+	Lost   bool
+	Reason string // a plain sentence: what happened
+	Remote string // the remote's own words (a hook's message), one line
+	Check  string // a command that shows whether it landed
+	After  time.Duration
+	// BreakGlass is the freeze a landed change overrode.
+	BreakGlass string
+}
+
+// PushReply renders a reply about a push's outcome.
+func PushReply(d Push) (string, error) { return render("push.tmpl", d) }

@@ -43,9 +43,7 @@ const (
 func Parse(line string) (gitops.Request, error) {
 	switch {
 	case len(line) > maxLineBytes:
-		return gitops.Request{}, gitops.Userf(
-			"that message is %d bytes long; a command may be at most %d bytes (4 KiB). Shorten the --why text, e.g. to an incident link",
-			len(line), maxLineBytes)
+		return gitops.Request{}, TooLong(len(line))
 	case strings.IndexByte(line, 0) >= 0:
 		return gitops.Request{}, gitops.Userf("the message contains a NUL byte; remove it and send the command again")
 	case !utf8.ValidString(line):
@@ -180,6 +178,14 @@ func Parse(line string) (gitops.Request, error) {
 		return gitops.Request{}, err
 	}
 	return req, nil
+}
+
+// TooLong is the answer to a message of n bytes, over the limit of a
+// command: the same wherever the message was typed, however long it is.
+func TooLong(n int) *gitops.UserError {
+	return gitops.Userf(
+		"that message is %d bytes long; a command may be at most %d bytes (4 KiB). Shorten the --why text, e.g. to an incident link",
+		n, maxLineBytes)
 }
 
 // cleanWhy turns the raw text after --why into the reason: surrounding white

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shipbot/shipbot/chat/command"
@@ -39,6 +40,24 @@ type watcher interface {
 
 var _ watcher = (*gitops.Service)(nil)
 
+// settler is the optional part of a Handler that finishes background work:
+// the outcome of pushes it could not tell yet, reported through the chat
+// (as a gitops.Notifier).
+type settler interface {
+	Settle(ctx context.Context) error
+}
+
+var _ settler = (*gitops.Service)(nil)
+
+// The chat shows late news (a push's outcome found after the reply, a
+// proposal's approvals) as a gitops.Notifier.
+var _ gitops.Notifier = (*Chat)(nil)
+
+// maxLine is how much of one line the chat keeps. A longer line is not a
+// command (those are at most 4 KiB): it is answered, never kept whole, and
+// the session goes on.
+const maxLine = 64 * 1024
+
 // Options configure a chat session.
 type Options struct {
 	User        string
@@ -52,6 +71,7 @@ type Options struct {
 type Chat struct {
 	h       Handler
 	o       Options
+	outMu   sync.Mutex // late news are written from other goroutines
 	out     io.Writer
 	session string
 	seq     int
@@ -90,22 +110,70 @@ func New(h Handler, out io.Writer, o Options) (*Chat, error) {
 	return &Chat{h: h, o: o, out: out, session: strconv.FormatInt(o.Now().UnixNano(), 36), pending: map[string]*pending{}}, nil
 }
 
-// Run reads lines from in until end of input or ctx is done. A plan still
-// waiting for an answer at the end is cancelled: nothing is written without yes.
-func (c *Chat) Run(ctx context.Context, in io.Reader) error {
-	lines := make(chan string)
-	readErr := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(in)
-		sc.Buffer(make([]byte, 64*1024), 64*1024)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			case <-ctx.Done():
-				return
+// input is one line of input, or the size of a line too long to keep.
+type input struct {
+	text    string
+	size    int  // bytes, without the line ending
+	tooLong bool // over maxLine: text is empty
+}
+
+// readLines sends the lines of in, of any length: a line over maxLine is
+// read to its end and sent as its size only.
+func readLines(ctx context.Context, in io.Reader, lines chan<- input) error {
+	br := bufio.NewReaderSize(in, 64*1024)
+	for {
+		var buf, chunk []byte
+		size, tooLong := 0, false
+		var tail []byte // the line's last two bytes
+		var err error
+		for {
+			chunk, err = br.ReadSlice('\n')
+			size += len(chunk)
+			tail = append(tail, chunk[max(0, len(chunk)-2):]...)
+			tail = tail[max(0, len(tail)-2):]
+			if !tooLong && len(buf)+len(chunk) > maxLine+2 {
+				tooLong, buf = true, nil
+			}
+			if !tooLong {
+				buf = append(buf, chunk...)
+			}
+			if err != bufio.ErrBufferFull {
+				break
 			}
 		}
-		readErr <- sc.Err()
+		if size == 0 && err != nil {
+			return err
+		}
+		text := strings.TrimSuffix(strings.TrimSuffix(string(buf), "\n"), "\r")
+		if n := len(tail); n > 0 && tail[n-1] == '\n' {
+			size-- // the line ending is not part of the message
+			if n > 1 && tail[n-2] == '\r' {
+				size--
+			}
+		}
+		if tooLong {
+			text = ""
+		}
+		select {
+		case lines <- input{text: text, size: size, tooLong: tooLong}:
+		case <-ctx.Done():
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Run reads lines from in until end of input or ctx is done. A plan still
+// waiting for an answer at the end is cancelled: nothing is written without
+// yes. At the end of input it waits for the outcome of pushes the core could
+// not tell yet, and shows it.
+func (c *Chat) Run(ctx context.Context, in io.Reader) error {
+	lines := make(chan input)
+	readErr := make(chan error, 1)
+	go func() {
+		readErr <- readLines(ctx, in, lines)
 		close(lines)
 	}()
 	c.greet()
@@ -129,7 +197,7 @@ func (c *Chat) Run(ctx context.Context, in io.Reader) error {
 
 // next waits for one event: a line, the pending plan's deadline, the end of
 // input or of ctx. It reports whether the session is over.
-func (c *Chat) next(ctx context.Context, lines <-chan string, readErr <-chan error, expire <-chan time.Time) (bool, error) {
+func (c *Chat) next(ctx context.Context, lines <-chan input, readErr <-chan error, expire <-chan time.Time) (bool, error) {
 	{
 		select {
 		case <-ctx.Done():
@@ -140,24 +208,35 @@ func (c *Chat) next(ctx context.Context, lines <-chan string, readErr <-chan err
 		case line, ok := <-lines:
 			if !ok {
 				c.cancelAll("end of input before an answer")
+				if st, ok := c.h.(settler); ok {
+					_ = st.Settle(ctx) // the outcomes arrive through ProposalUpdated
+				}
 				if err := <-readErr; err != nil && !errors.Is(err, io.EOF) {
 					return true, fmt.Errorf("read input: %w", err)
 				}
 				return true, nil
 			}
-			c.line(ctx, line)
+			if line.tooLong {
+				c.tooLong(line.size)
+				return false, nil
+			}
+			c.line(ctx, line.text)
 		}
 	}
 	return false, nil
 }
 
 func (c *Chat) greet() {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
 	if c.o.Interactive {
 		fmt.Fprintf(c.out, "shipbot local chat: you are %s in %s. Type `help`, `/as USER` to switch user, Ctrl-D to quit.\n", c.o.User, c.o.Channel)
 	}
 }
 
 func (c *Chat) prompt() {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
 	if c.o.Interactive {
 		fmt.Fprintf(c.out, "%s> ", c.o.User)
 	}
@@ -165,7 +244,38 @@ func (c *Chat) prompt() {
 
 func (c *Chat) say(text string) {
 	text = strings.TrimRight(text, "\n")
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
 	fmt.Fprintln(c.out, text)
+}
+
+// echo shows a piped line as if it was typed.
+func (c *Chat) echo(text string) {
+	if c.o.Interactive {
+		return
+	}
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	fmt.Fprintf(c.out, "%s> %s\n", c.o.User, text)
+}
+
+// ProposalUpdated shows late news about a request: the outcome of a push
+// the core could not tell at once, or a proposal's progress.
+func (c *Chat) ProposalUpdated(_ context.Context, u gitops.ProposalUpdate) {
+	c.say(u.Text)
+}
+
+// tooLong answers a line over maxLine: the same answer as for any message
+// over a command's limit; a plan waiting for yes or no keeps waiting.
+func (c *Chat) tooLong(size int) {
+	c.echo(fmt.Sprintf("(a message of %d bytes)", size))
+	c.expire()
+	msg := command.TooLong(size).Message
+	c.o.Logger.Info("request rejected", "user", c.o.User, "channel", c.o.Channel, "reason", msg)
+	if p := c.pending[c.o.User]; p != nil {
+		msg += fmt.Sprintf("\nyour request %s is still waiting for `yes` or `no`.", p.plan.Request.ID)
+	}
+	c.say(msg)
 }
 
 // firstDeadline is the earliest deadline of the pending plans (zero if none).
@@ -217,9 +327,7 @@ func (c *Chat) line(ctx context.Context, line string) {
 	if text == "" || strings.HasPrefix(text, "#") {
 		return
 	}
-	if !c.o.Interactive {
-		fmt.Fprintf(c.out, "%s> %s\n", c.o.User, gitops.OneLine(text))
-	}
+	c.echo(gitops.OneLine(text))
 	c.expire()
 	if rest, ok := strings.CutPrefix(text, "/as"); ok && (rest == "" || rest[0] == ' ') {
 		user := strings.TrimSpace(rest)

@@ -688,6 +688,9 @@ func (a *Adapter) handleClick(c click) {
 	case gitops.OutcomeDenied:
 		a.o.Metrics.Denied("policy")
 		icon = ":no_entry:"
+	case gitops.OutcomeUnknown:
+		// The push may have landed: the outcome follows in the thread.
+		icon = ":hourglass_flowing_sand:"
 	case gitops.OutcomeProposed:
 		// The policy wants approvals: a proposal is open instead of a commit.
 		a.proposed(ctx, log, p, note, resp)

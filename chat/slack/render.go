@@ -430,6 +430,8 @@ func outcomeIcon(o gitops.Outcome) string {
 		return ":no_entry:"
 	case gitops.OutcomeFailed, gitops.OutcomeDegraded:
 		return ":x:"
+	case gitops.OutcomeUnknown:
+		return ":warning:"
 	}
 	return ":information_source:"
 }

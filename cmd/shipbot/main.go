@@ -230,7 +230,11 @@ type Main struct {
 }
 
 // Close releases what Main holds open.
-func (m *Main) Close() error { return m.repo.Close() }
+// Background looks for the outcome of unknown pushes stop first.
+func (m *Main) Close() error {
+	m.Service.Close()
+	return m.repo.Close()
+}
 
 // loadSigner opens the signing key; with signing required, a key that
 // can't sign stops shipbot before it writes anything.
@@ -367,12 +371,19 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 	var forge gitops.Forge
 	var ttl time.Duration
 	var records gitops.SignatureChecker
-	if f := cfg.Forge; f != nil && signer != nil {
+	if signer != nil {
 		// Proposals' records (approvals) are acted on only when shipbot
-		// signed them: the trusted keys must include shipbot's own.
-		if records, err = recordChecker(cfg.Signing, signer); err != nil {
+		// signed them: with a forge, the trusted keys must include
+		// shipbot's own. The same check tells shipbot's own commits (their
+		// trailers: "already landed", history) from copies.
+		records, err = recordChecker(cfg.Signing, signer)
+		switch {
+		case err != nil && cfg.Forge != nil:
 			r.Close()
 			return nil, fmt.Errorf("%s: forge: %w", cfgPath, err)
+		case err != nil:
+			log.Warn("signing.trusted does not trust shipbot's own key: shipbot's commits are told from others by their committer and content only; add the key to signing.trusted", "err", err)
+			records = nil
 		}
 	}
 	if f := cfg.Forge; f != nil {
@@ -462,7 +473,8 @@ func signerOrNil(s sign.Signer) git.Signer {
 }
 
 func chat(ctx context.Context, cfgPath, user, channel string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
-	m, err := NewMain(ctx, cfgPath, log, true)
+	notify := &lateNotifier{}
+	m, err := newMain(ctx, cfgPath, log, true, wiring{notifier: notify})
 	if err != nil {
 		return err
 	}
@@ -474,6 +486,7 @@ func chat(ctx context.Context, cfgPath, user, channel string, stdin io.Reader, s
 	if err != nil {
 		return usageError{err}
 	}
+	notify.set(c) // late news (a push's outcome, a proposal's) go to the chat
 	return c.Run(ctx, stdin)
 }
 

@@ -151,6 +151,19 @@ func (r *Repo) PushRefs(ctx context.Context, updates []RefUpdate, objects []plum
 		return fmt.Errorf("push: %w", err)
 	}
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
+	// The remote's own words (a pre-receive hook's "pushes to prod are
+	// frozen") come on side-band channel 2; keep them for a refusal.
+	remote := &remoteMessages{}
+	if ar.Capabilities.Supports(capability.Sideband64k) {
+		_ = req.Capabilities.Set(capability.Sideband64k)
+		req.Progress = remote
+	} else if ar.Capabilities.Supports(capability.Sideband) {
+		_ = req.Capabilities.Set(capability.Sideband)
+		req.Progress = remote
+	}
+	if ar.Capabilities.Supports(capability.Quiet) {
+		_ = req.Capabilities.Set(capability.Quiet) // no progress meters, only what hooks say
+	}
 	sendPack := false
 	for _, u := range updates {
 		cur, ok := refs[plumbing.ReferenceName(u.Name)]
@@ -168,9 +181,11 @@ func (r *Repo) PushRefs(ctx context.Context, updates []RefUpdate, objects []plum
 			return fmt.Errorf("push: %w", err)
 		}
 	}
+	// From here on the request may reach the remote: an error without the
+	// remote's report leaves the outcome unknown (see receivePackError).
 	if !sendPack {
 		rs, err := sess.ReceivePack(ctx, req)
-		return r.afterPush(what, updates, rs, err)
+		return r.afterPush(what, updates, rs, err, req, remote)
 	}
 	rd, wr := io.Pipe()
 	req.Packfile = rd
@@ -184,21 +199,25 @@ func (r *Repo) PushRefs(ctx context.Context, updates []RefUpdate, objects []plum
 	if err != nil {
 		_ = rd.Close()
 		<-done
-		return translatePushError(what, err)
+		return r.afterPush(what, updates, rs, err, req, remote)
 	}
-	if err := <-done; err != nil {
-		return fmt.Errorf("push: encode pack: %w", err)
-	}
-	return r.afterPush(what, updates, rs, nil)
+	// The remote reported on the whole request: the pack was sent.
+	<-done
+	return r.afterPush(what, updates, rs, nil, req, remote)
 }
 
-func (r *Repo) afterPush(what string, updates []RefUpdate, rs *packp.ReportStatus, err error) error {
+func (r *Repo) afterPush(what string, updates []RefUpdate, rs *packp.ReportStatus, err error, req *packp.ReferenceUpdateRequest, remote *remoteMessages) error {
 	if err != nil {
-		return translatePushError(what, err)
+		return receivePackError(what, rs, err, remote.lines())
+	}
+	if rs == nil && req.Capabilities.Supports(capability.ReportStatus) {
+		// An empty answer where a report was asked for: the connection
+		// ended before the remote said anything.
+		return fmt.Errorf("push %s: %w: the remote's answer was empty", what, ErrPushUnknown)
 	}
 	if rs != nil {
 		if err := rs.Error(); err != nil {
-			return translatePushError(what, err)
+			return receivePackError(what, rs, err, remote.lines())
 		}
 	}
 	// Our view of the remote follows the push we just made.
@@ -206,12 +225,13 @@ func (r *Repo) afterPush(what string, updates []RefUpdate, rs *packp.ReportStatu
 		t, _ := tracking(plumbing.ReferenceName(u.Name))
 		if u.New.IsZero() {
 			if err := r.git.Storer.RemoveReference(t); err != nil {
-				return fmt.Errorf("push: update %s: %w", t, err)
+				// The push landed: only our view of it is behind.
+				return fmt.Errorf("push %s: %w: it landed, but updating %s failed: %w", what, ErrPushUnknown, t, err)
 			}
 			continue
 		}
 		if err := r.git.Storer.SetReference(plumbing.NewHashReference(t, u.New)); err != nil {
-			return fmt.Errorf("push: update %s: %w", t, err)
+			return fmt.Errorf("push %s: %w: it landed, but updating %s failed: %w", what, ErrPushUnknown, t, err)
 		}
 	}
 	return nil
