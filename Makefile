@@ -15,7 +15,7 @@ include deploy/local/e2e.mk
 all: lint test
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/shipbot
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -o $(BIN) ./cmd/shipbot
 
 demo: build
 	./$(BIN) demo --dir $(DEMO_DIR) --as $(DEMO_AS)
