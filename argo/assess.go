@@ -18,30 +18,34 @@ const (
 )
 
 // assess judges app against commit. source is the environment repo's
-// source of a multi-source app (-1: single source). Only an operation for
-// commit counts: the app's state from before (a Degraded app being rolled
-// back, an old failed sync) never decides the watch.
-func assess(app *Application, commit string, source int) (gitops.SyncStatus, verdict) {
+// source of a multi-source app (-1: single source). isOurs says whether a
+// revision is commit or a newer one that contains it. Only an operation for
+// such a revision counts: the app's state from before (a Degraded app
+// being rolled back, an old failed sync) never decides the watch.
+func assess(app *Application, commit string, isOurs func(string) bool, source int) (gitops.SyncStatus, verdict) {
 	s := &app.Status
 	op := s.OperationState
 	st := gitops.SyncStatus{Sync: s.Sync.Status, Health: s.Health.Status, Revision: app.SyncedRevision(source)}
-	resultOurs := sameRevision(app.resultRevision(source), commit)
-	ours := op != nil && (resultOurs || sameRevision(app.requestedRevision(source), commit))
+	resultOurs := isOurs(app.resultRevision(source))
+	ours := op != nil && (resultOurs || isOurs(app.requestedRevision(source)))
 	if ours {
 		st.Phase = op.Phase
 	}
-	live := ours && op.Phase == PhaseSucceeded && resultOurs && sameRevision(st.Revision, commit)
+	live := ours && op.Phase == PhaseSucceeded && resultOurs && isOurs(st.Revision)
 	switch {
 	case ours && (op.Phase == PhaseFailed || op.Phase == PhaseError):
 		st.Message = failureMessage(app)
 		return st, failed
 	case live && s.Sync.Status == SyncSynced && s.Health.Status == HealthHealthy:
+		if !sameRevision(st.Revision, commit) {
+			st.Message = "live in " + short(st.Revision) + ", a newer commit that contains " + short(commit)
+		}
 		return st, healthy
 	case live && s.Health.Status == HealthDegraded && reconciledSince(app):
 		st.Message = degradedMessage(app)
 		return st, degraded
 	}
-	st.Message = pendingMessage(app, ours, commit, source)
+	st.Message = pendingMessage(app, ours, commit, isOurs, source)
 	return st, pending
 }
 
@@ -53,15 +57,19 @@ func reconciledSince(app *Application) bool {
 	return op.FinishedAt == nil || at == nil || !at.Before(*op.FinishedAt)
 }
 
-func pendingMessage(app *Application, ours bool, commit string, source int) string {
+func pendingMessage(app *Application, ours bool, commit string, isOurs func(string) bool, source int) string {
 	s := &app.Status
 	var msgs []string
+	synced := app.SyncedRevision(source)
 	switch op := s.OperationState; {
 	case ours:
+		if rev := app.requestedRevision(source); rev != "" && !sameRevision(rev, commit) {
+			msgs = append(msgs, "Argo CD syncs "+short(rev)+", a newer commit that contains "+short(commit))
+		}
 		msgs = append(msgs, op.Message)
 	case op != nil && op.Phase == PhaseRunning:
 		msgs = append(msgs, "another sync is running")
-	case !sameRevision(app.SyncedRevision(source), commit):
+	case !isOurs(synced):
 		msgs = append(msgs, "waiting for Argo CD to see "+short(commit))
 	}
 	if s.Health.Status != HealthHealthy {

@@ -212,7 +212,7 @@ func TestDecodeV2AndV3Shapes(t *testing.T) {
 		}
 	}
 	for name, app := range map[string]*Application{"v2": &v2, "v3": &v3} {
-		st, v := assess(app, newRev, -1)
+		st, v := assess(app, newRev, func(rev string) bool { return sameRevision(rev, newRev) }, -1)
 		if v != healthy {
 			t.Errorf("%s: verdict %v (%+v), want healthy", name, v, st)
 		}

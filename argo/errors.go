@@ -21,6 +21,12 @@ var (
 	// ErrOperationInProgress: a sync was refused because another operation
 	// on the app is still running.
 	ErrOperationInProgress = errors.New("argo: another operation is already in progress")
+	// ErrSyncWindow: a sync was refused because a sync window blocks it now
+	// (or a window of the project is invalid). Argo CD answers it with
+	// PermissionDenied (HTTP 403, gRPC 7) and "cannot sync: blocked by sync
+	// window" (v2.14 and v3; older servers: "Cannot sync: Blocked by sync
+	// window"): it is not ErrPermissionDenied.
+	ErrSyncWindow = errors.New("argo: blocked by a sync window")
 
 	// ErrNoApp: no Application deploys the target (discovery).
 	ErrNoApp = errors.New("no Argo CD Application deploys this target")
@@ -70,7 +76,9 @@ func (e *APIError) Is(target error) bool {
 	case ErrUnauthenticated:
 		return e.StatusCode == http.StatusUnauthorized || e.Code == grpcUnauthenticated
 	case ErrPermissionDenied:
-		return e.StatusCode == http.StatusForbidden || e.Code == grpcPermissionDenied
+		return (e.StatusCode == http.StatusForbidden || e.Code == grpcPermissionDenied) && !e.syncWindow()
+	case ErrSyncWindow:
+		return e.syncWindow()
 	case ErrNotFound:
 		return e.StatusCode == http.StatusNotFound || e.Code == grpcNotFound
 	case ErrOperationInProgress:
@@ -78,6 +86,13 @@ func (e *APIError) Is(target error) bool {
 			strings.Contains(e.Message, "another operation is already in progress")
 	}
 	return false
+}
+
+// syncWindow reports whether the server refused because of a sync window:
+// the server's own words, whatever the status it came with.
+func (e *APIError) syncWindow() bool {
+	m := strings.ToLower(e.Message)
+	return strings.Contains(m, "cannot sync") && strings.Contains(m, "sync window")
 }
 
 // Temporary reports whether trying again later may help: server errors,

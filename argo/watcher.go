@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/shipbot/shipbot/gitops"
@@ -35,6 +36,19 @@ type WatcherOptions struct {
 	// StreamIdle reconnects a watch stream that was silent this long
 	// (default 60s); every new stream starts with the app's current state.
 	StreamIdle time.Duration
+	// TreeInterval is how often the resource tree is read while our
+	// revision rolls out, to report pods that can't pull their image or
+	// crash at once (default 2s). Pods change without the Application
+	// changing, so the tree is read on this clock as well as on events.
+	TreeInterval time.Duration
+	// ReadinessFailures is how many failed readiness probes of a running
+	// pod of our revision make it a failure (default 3, Kubernetes' own
+	// failureThreshold).
+	ReadinessFailures int
+	// Ancestry tells whether a newer revision Argo CD synced contains the
+	// commit, for watches that bring none of their own
+	// (gitops.WatchedChange.Ancestry wins); nil: only the commit counts.
+	Ancestry gitops.Ancestry
 	// Logger gets what happened, never the token (default: discard).
 	Logger *slog.Logger
 	// Now is the clock for discovery's cache (default time.Now).
@@ -62,6 +76,15 @@ func (o *WatcherOptions) Validate() error {
 	if o.StreamIdle <= 0 {
 		o.StreamIdle = time.Minute
 	}
+	if o.TreeInterval <= 0 {
+		o.TreeInterval = 2 * time.Second
+	}
+	if o.ReadinessFailures <= 0 {
+		o.ReadinessFailures = 3
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -80,23 +103,25 @@ func (o *WatcherOptions) Validate() error {
 //	status.sync.status == Synced
 //	status.health.status == Healthy
 //
-// (for a multi-source app, the revisions of the environment repo's source).
-// It fails when the sync operation for the commit fails (Failed, Error),
-// when the app is Degraded after syncing the commit (the failing resources'
-// messages and the app's conditions go into SyncStatus.Message), and at
-// the timeout.
-//
-// Limitation: only the commit itself counts. If a newer commit lands on
-// the branch before Argo CD syncs ours, Argo CD syncs the newer one (which
-// contains ours) and the watch times out; shipbot does not ask git whether
-// the synced revision descends from ours.
+// (for a multi-source app, the revisions of the environment repo's source;
+// with an Ancestry, "commit" is the commit or a newer one that contains it:
+// CI pushing on top of shipbot's commit). It fails when the sync operation
+// for the commit fails (Failed, Error), when the app is Degraded after
+// syncing the commit (the failing resources' messages and the app's
+// conditions go into SyncStatus.Message), as soon as pods of our revision
+// can't pull their image, crash-loop or keep failing readiness (a
+// *gitops.RolloutFailure: see rollout.go), when a sync window holds the
+// sync beyond the watch (a *gitops.SyncHeldError), and at the timeout.
 type Watcher struct {
 	client *Client
 	finder *Finder // nil without RepoURL
 	opts   WatcherOptions
 }
 
-var _ gitops.SyncWatcher = (*Watcher)(nil)
+var (
+	_ gitops.SyncWatcher   = (*Watcher)(nil)
+	_ gitops.ChangeWatcher = (*Watcher)(nil)
+)
 
 // NewWatcher makes a Watcher that talks through c.
 func NewWatcher(c *Client, o WatcherOptions) (*Watcher, error) {
@@ -122,22 +147,37 @@ var (
 	errStreamIdle   = errors.New("watch stream silent")
 )
 
-// Watch implements gitops.SyncWatcher. It returns the last status seen and
-// nil once commit is Synced and Healthy; otherwise a *gitops.UserError
-// wrapping ErrDegraded, ErrSyncFailed, ErrTimeout, ErrAppDeleted, ErrNoApp,
-// ErrAmbiguousApp or the API error that made watching impossible (token
-// refused, permission denied), or the context's error when ctx was
-// cancelled. progress is called whenever the status changes.
+// Watch implements gitops.SyncWatcher: WatchChange with the target and the
+// commit alone (no pod is blamed early: see rollout.go).
 func (w *Watcher) Watch(ctx context.Context, t gitops.Target, commit string, progress func(gitops.SyncStatus)) (gitops.SyncStatus, error) {
+	return w.WatchChange(ctx, gitops.WatchedChange{Target: t, Commit: commit}, progress)
+}
+
+// WatchChange implements gitops.ChangeWatcher. It returns the last status
+// seen and nil once the change is Synced and Healthy (status.Revision is
+// the commit or a newer one that contains it); otherwise a
+// *gitops.UserError wrapping ErrDegraded (with a *gitops.RolloutFailure
+// when pods of our revision fail), ErrSyncFailed, ErrTimeout,
+// ErrAppDeleted, ErrNoApp, ErrAmbiguousApp, a *gitops.SyncHeldError (a
+// sync window holds the sync beyond the watch), or the API error that made
+// watching impossible (token refused, permission denied), or the context's
+// error when ctx was cancelled. progress is called whenever the status
+// changes.
+func (w *Watcher) WatchChange(ctx context.Context, c gitops.WatchedChange, progress func(gitops.SyncStatus)) (gitops.SyncStatus, error) {
+	commit, t := c.Commit, c.Target
 	if commit == "" {
 		return gitops.SyncStatus{}, errors.New("argo: watch: no commit")
 	}
 	if progress == nil {
 		progress = func(gitops.SyncStatus) {}
 	}
+	if c.Ancestry == nil {
+		c.Ancestry = w.opts.Ancestry
+	}
 	r := &run{
-		w: w, t: t, commit: commit, progress: progress, start: time.Now(),
+		w: w, t: t, change: c, commit: commit, progress: progress, start: time.Now(),
 		source: -1, log: w.opts.Logger.With("app", t.App, "env", t.Env, "commit", commit),
+		revs: map[string]bool{}, pods: newPodChecks(),
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, w.opts.Timeout, errWatchTimeout)
 	defer cancel()
@@ -151,6 +191,7 @@ func (w *Watcher) Watch(ctx context.Context, t gitops.Target, commit string, pro
 type run struct {
 	w        *Watcher
 	t        gitops.Target
+	change   gitops.WatchedChange
 	commit   string
 	progress func(gitops.SyncStatus)
 	start    time.Time
@@ -166,6 +207,18 @@ type run struct {
 	nextRefresh, nextSync   time.Time
 	last                    gitops.SyncStatus
 	reported                bool
+
+	// revs are the revisions asked about: true when it contains commit.
+	revs map[string]bool
+	// pods are the rollout checks; podsDue says the tree is read on the
+	// clock too (our revision rolls out).
+	pods    *podChecks
+	podsDue bool
+	// windowsRead says the sync windows were read once; holdNote says
+	// what holds the sync, for progress messages.
+	windowsRead bool
+	holdNote    string
+	holdEnd     time.Time // when the hold ends, on the real clock
 }
 
 // resolve finds the app: the target's ArgoApp, or discovery (retried while
@@ -340,13 +393,65 @@ func (r *run) nextNudge() (time.Time, bool) {
 	if r.wantSync(r.app) && (!ok || r.nextSync.Before(at)) {
 		at, ok = r.nextSync, true
 	}
+	if r.podsDue && (!ok || r.pods.next.Before(at)) {
+		at, ok = r.pods.next, true
+	}
 	return at, ok
 }
 
 // seen reports whether Argo CD has compared app against our commit (or runs
 // an operation for it): then one refresh was enough.
 func (r *run) seen(app *Application) bool {
-	return sameRevision(app.SyncedRevision(r.source), r.commit) || r.ours(app)
+	return r.isOurs(app.SyncedRevision(r.source)) || r.ours(app)
+}
+
+// isOurs reports whether rev is the commit, or a newer revision known to
+// contain it.
+func (r *run) isOurs(rev string) bool {
+	return sameRevision(rev, r.commit) || r.revs[strings.ToLower(rev)]
+}
+
+// ancestryTimeout bounds one question to the Ancestry (a fetch at most).
+const ancestryTimeout = 15 * time.Second
+
+// learn asks the Ancestry about the revisions app names that are not the
+// commit: whether they contain it. An answer is kept; a failure is asked
+// again with the next event.
+func (r *run) learn(ctx context.Context, app *Application) {
+	if r.change.Ancestry == nil || app == nil {
+		return
+	}
+	for _, rev := range []string{app.SyncedRevision(r.source), app.requestedRevision(r.source), app.resultRevision(r.source)} {
+		k := strings.ToLower(rev)
+		if _, asked := r.revs[k]; asked || !isCommitHash(rev) || sameRevision(rev, r.commit) {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, ancestryTimeout)
+		ok, err := r.change.Ancestry.IsAncestor(actx, r.commit, rev)
+		cancel()
+		if err != nil {
+			r.log.Warn("can't tell whether a revision contains the commit", "revision", rev, "err", err)
+			continue
+		}
+		r.revs[k] = ok
+		if ok {
+			r.log.Info("Argo CD is at a newer commit that contains ours", "revision", rev)
+		}
+	}
+}
+
+// isCommitHash reports whether rev is a full git commit hash (not a tag,
+// branch or Helm chart version).
+func isCommitHash(rev string) bool {
+	if len(rev) != 40 {
+		return false
+	}
+	for _, c := range rev {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // wantSync reports whether shipbot still has to start the sync of app.
@@ -393,8 +498,10 @@ func (r *run) judge(ctx context.Context, app *Application) (bool, error) {
 		r.sourceKnown = true
 	}
 	r.app = app
-	st, v := assess(app, r.commit, r.source)
-	if v == pending && !app.AutomatedSync() && !r.w.opts.SyncManual {
+	r.learn(ctx, app)
+	st, v := assess(app, r.commit, r.isOurs, r.source)
+	r.podsDue = false
+	if v == pending && !app.AutomatedSync() && !r.w.opts.SyncManual && !r.ours(app) {
 		st.Message = joinMessages([]string{"no automated sync: waiting for someone to sync it", st.Message})
 	}
 	switch v {
@@ -403,7 +510,16 @@ func (r *run) judge(ctx context.Context, app *Application) (bool, error) {
 		r.log.Info("commit is live")
 		return true, nil
 	case degraded:
-		st.Message = joinMessages([]string{st.Message, r.treeMessages(ctx, st.Message)})
+		var failing *gitops.RolloutFailure
+		if tree, err := r.w.client.Tree(ctx, r.ref); err != nil {
+			r.log.Debug("no resource tree", "err", err)
+		} else {
+			failing = r.podFailures(ctx, tree)
+			st.Message = joinMessages([]string{st.Message, r.treeMessages(ctx, tree, st.Message)})
+		}
+		if failing != nil {
+			return true, r.failing(st, failing)
+		}
 		r.report(st)
 		return true, &gitops.UserError{
 			Message: fmt.Sprintf("%s is Degraded after syncing %s: %s", r.ref, short(r.commit), orNone(st.Message)),
@@ -416,8 +532,102 @@ func (r *run) judge(ctx context.Context, app *Application) (bool, error) {
 			Err:     ErrSyncFailed,
 		}
 	}
+	if err := r.windows(ctx, app); err != nil {
+		r.report(st)
+		return true, err
+	}
+	if r.holdNote != "" && time.Now().After(r.holdEnd) {
+		r.holdNote = "" // the window let go
+	}
+	if r.holdNote != "" && !r.ours(app) {
+		st.Message = joinMessages([]string{r.holdNote, st.Message})
+	}
+	if r.rollingOut(app, st) {
+		r.podsDue = true
+		if failing := r.checkPodsWhenDue(ctx); failing != nil {
+			return true, r.failing(st, failing)
+		}
+	}
 	r.report(st)
 	return false, nil
+}
+
+// failing ends the watch on pods of our revision that fail: the pods'
+// messages lead the status message.
+func (r *run) failing(st gitops.SyncStatus, f *gitops.RolloutFailure) error {
+	var pods []string
+	for _, p := range f.Pods {
+		pods = append(pods, p.String())
+	}
+	st.Message = joinMessages(append(pods, st.Message))
+	r.report(st)
+	r.log.Warn("pods of the commit fail", "pods", strings.Join(pods, "; "))
+	return &gitops.UserError{
+		Message: fmt.Sprintf("%s: pods of %s fail %s after the commit: %s", r.ref, short(f.Revision), gitops.Elapsed(time.Since(r.start)), strings.Join(pods, "; ")),
+		Err:     fmt.Errorf("%w: %w", ErrDegraded, f),
+	}
+}
+
+// windows reads the sync windows once, when one may be why nothing
+// happens: Argo CD has our commit but starts no automated sync, someone
+// has to sync by hand, or our sync operation waits with "blocked by sync
+// window". A hold that outlasts the watch ends it with a
+// *gitops.SyncHeldError; a shorter one is said in the progress.
+func (r *run) windows(ctx context.Context, app *Application) error {
+	op := app.Status.OperationState
+	manual := !app.AutomatedSync()
+	switch {
+	case r.windowsRead:
+		return nil
+	case r.ours(app):
+		if op.Phase != PhaseRunning || !containsFold(op.Message, "sync window") {
+			return nil
+		}
+	case manual && !r.w.opts.SyncManual:
+	case !manual && r.isOurs(app.SyncedRevision(r.source)) && app.Status.Sync.Status != SyncSynced && (op == nil || op.Phase != PhaseRunning):
+	default:
+		return nil
+	}
+	r.windowsRead = true
+	now := r.w.opts.Now()
+	hold, err := r.w.hold(ctx, r.ref, manual, now)
+	if err != nil {
+		r.log.Debug("sync windows not read", "err", err)
+		return nil
+	}
+	if !hold.Held {
+		return nil
+	}
+	return r.held(ctx, hold, now, nil)
+}
+
+// held says that a sync window holds the sync: until a time within the
+// watch, in the progress (nil error); beyond it, as the watch's end.
+// refusal is Argo CD's refusal of shipbot's sync, when there was one.
+func (r *run) held(ctx context.Context, hold gitops.SyncHold, now time.Time, refusal error) error {
+	r.holdNote = hold.Describe(now)
+	r.holdEnd = time.Now().Add(hold.Until.Sub(now))
+	r.log.Info("a sync window holds the sync", "until", hold.Until, "windows", hold.Windows)
+	if !hold.Until.IsZero() {
+		// now is the Now option's clock; the deadline is the real one.
+		if deadline, ok := ctx.Deadline(); !ok || hold.Until.Sub(now) < time.Until(deadline) {
+			return nil
+		}
+	}
+	he := &gitops.SyncHeldError{Hold: hold, At: now}
+	var err error = he
+	if refusal != nil {
+		he.ServerMessage = refusal.Error()
+		var ae *APIError
+		if errors.As(refusal, &ae) {
+			he.ServerMessage = ae.Message
+		}
+		err = fmt.Errorf("%w: %w", he, refusal)
+	}
+	return &gitops.UserError{
+		Message: fmt.Sprintf("%s is not synced to %s: %s", r.ref, short(r.commit), hold.Describe(now)),
+		Err:     err,
+	}
 }
 
 // nudge asks for the refresh (until one went through) and, for an app
@@ -429,6 +639,7 @@ func (r *run) nudge(ctx context.Context, app *Application) (*Application, error)
 	if !r.refreshed && !now.Before(r.nextRefresh) {
 		got, err := r.w.client.Get(ctx, r.ref, r.w.opts.Refresh)
 		if err == nil {
+			r.learn(ctx, got)
 			if r.seen(got) {
 				r.refreshed = true
 			} else {
@@ -455,17 +666,26 @@ func (r *run) nudge(ctx context.Context, app *Application) (*Application, error)
 	if !r.wantSync(app) || now.Before(r.nextSync) {
 		return nil, nil
 	}
+	// A newer commit on top of ours that Argo CD compares is synced as it
+	// is: syncing ours would take the newer one's changes back.
+	rev := r.commit
+	if synced := app.SyncedRevision(r.source); r.isOurs(synced) {
+		rev = synced
+	}
 	var got *Application
 	var err error
 	if app.MultiSource() {
-		got, err = r.w.client.SyncSource(ctx, r.ref, r.source, r.commit)
+		got, err = r.w.client.SyncSource(ctx, r.ref, r.source, rev)
 	} else {
-		got, err = r.w.client.Sync(ctx, r.ref, r.commit)
+		got, err = r.w.client.Sync(ctx, r.ref, rev)
 	}
 	if err == nil {
 		r.synced = true
-		r.log.Info("sync started")
+		r.log.Info("sync started", "revision", rev)
 		return got, nil
+	}
+	if errors.Is(err, ErrSyncWindow) {
+		return nil, r.syncRefusedByWindow(ctx, err)
 	}
 	if permanent(err) {
 		return nil, r.refused(err, "sync")
@@ -485,20 +705,42 @@ func (r *run) nudge(ctx context.Context, app *Application) (*Application, error)
 }
 
 func (r *run) ours(app *Application) bool {
-	return sameRevision(app.requestedRevision(r.source), r.commit) || sameRevision(app.resultRevision(r.source), r.commit)
+	return r.isOurs(app.requestedRevision(r.source)) || r.isOurs(app.resultRevision(r.source))
 }
 
-// treeMessages asks for the resource tree of a Degraded app: the Pods under
-// a Degraded Deployment say why (image pull, crash loop). Best effort.
-func (r *run) treeMessages(ctx context.Context, have string) string {
-	tree, err := r.w.client.ResourceTree(ctx, r.ref)
-	if err != nil {
-		r.log.Debug("no resource tree", "err", err)
-		return ""
+// syncRefusedByWindow handles Argo CD's refusal of shipbot's sync because a
+// sync window blocks it (PermissionDenied, "cannot sync: blocked by sync
+// window"): never a permission problem. When the window lets the sync
+// through within the watch, shipbot syncs then; otherwise the watch ends
+// with the window and until when it holds.
+func (r *run) syncRefusedByWindow(ctx context.Context, err error) error {
+	now := r.w.opts.Now()
+	hold, herr := r.w.hold(ctx, r.ref, true, now)
+	if herr != nil || !hold.Held {
+		// The server knows best: held, until shipbot can't tell.
+		r.log.Warn("sync refused by a sync window shipbot could not read", "err", herr)
+		hold = gitops.SyncHold{Held: true, App: r.ref, Manual: true, Windows: hold.Windows}
 	}
+	if end := r.held(ctx, hold, now, err); end != nil {
+		return end
+	}
+	r.nextSync = time.Now().Add(hold.Until.Sub(now) + time.Second)
+	r.report(withMessage(r.last, r.holdNote+": shipbot syncs it then"))
+	return nil
+}
+
+// treeMessages are the reasons the resource tree of a Degraded app gives
+// that have does not: the Pods under a Degraded Deployment say why (image
+// pull, crash loop). A pod known not to run our change (the ReplicaSet
+// before) is left out.
+func (r *run) treeMessages(ctx context.Context, tree *Tree, have string) string {
 	var msgs []string
-	for _, n := range tree.Nodes {
+	for i := range tree.Nodes {
+		n := &tree.Nodes[i]
 		if n.Health == nil || n.Health.Status != HealthDegraded || n.Health.Message == "" {
+			continue
+		}
+		if n.Kind == "Pod" && r.expects() && !r.podIsOurs(ctx, n) {
 			continue
 		}
 		m := resourceName(n.Kind, n.Namespace, n.Name) + ": " + n.Health.Message
@@ -513,6 +755,8 @@ func (r *run) treeMessages(ctx context.Context, have string) string {
 func (r *run) refused(err error, what string) error {
 	why := err.Error()
 	switch {
+	case errors.Is(err, ErrSyncWindow):
+		why = "a sync window blocks it now (" + why + ")"
 	case errors.Is(err, ErrUnauthenticated):
 		why = "shipbot's Argo CD token was refused (expired or revoked?)"
 	case errors.Is(err, ErrPermissionDenied):
@@ -536,7 +780,7 @@ func (r *run) end(ctx context.Context) error {
 		}
 		return &gitops.UserError{
 			Message: fmt.Sprintf("%s was not Synced and Healthy at %s after %s; last seen: %s",
-				name, short(r.commit), time.Since(r.start).Round(time.Second), describe(r.last)),
+				name, short(r.commit), gitops.Elapsed(time.Since(r.start)), describe(r.last)),
 			Err: ErrTimeout,
 		}
 	}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/shipbot/shipbot/gitops/edit"
+	"github.com/shipbot/shipbot/gitops/repo"
 )
 
 // TrailerApprovedBy names a reviewer who approved the change (one per line).
@@ -26,7 +30,15 @@ const (
 	FlagNotViaShipbot    = "not-via-shipbot"   // touched a managed path without shipbot's trailers
 	FlagSignature        = "signature-"        // + the status, when it is not good
 	FlagTrailersMismatch = "trailers-mismatch" // shipbot's trailers say another change than the content shows
+	FlagBreakGlass       = "break-glass"       // the change overrode a freeze (its Break-glass trailer)
 )
+
+// AuditFlags are every flag an audit record can carry.
+var AuditFlags = []string{
+	FlagNotViaShipbot, FlagTrailersMismatch,
+	FlagSignature + SignatureBad, FlagSignature + SignatureUnsigned, FlagSignature + SignatureUnknownKey,
+	FlagBreakGlass,
+}
 
 // SignatureChecker verifies a commit's signature against the trusted keys
 // and names the key when known.
@@ -55,6 +67,9 @@ type AuditRecord struct {
 	Signature     string   `json:"signature"`
 	SignedBy      string   `json:"signed_by,omitempty"`
 	Flags         []string `json:"flags"`
+	// BreakGlass is the freeze the change overrode, as its Break-glass
+	// trailer says ("" = none); such a record carries the break-glass flag.
+	BreakGlass string `json:"break_glass"`
 }
 
 // AuditOptions filter the audit.
@@ -83,7 +98,8 @@ func (o *AuditOptions) Validate(c *Catalog) error {
 }
 
 // Audit reads the environment repo's history and returns one record per
-// change of an app in an environment, newest first. It shares the history
+// change of an app in an environment, and one per freeze or unfreeze of an
+// environment (app "*", left out when o.App is set), newest first. It shares the history
 // reader with `history`, and its attribution by field: a commit is an app's
 // record when it changed the app's image tag or restart annotation, so a
 // commit that changed several apps gives several records, and another
@@ -152,6 +168,13 @@ func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, err
 			}
 		}
 	}
+	if o.App == "" {
+		recs, at, err := s.auditFreezes(ctx, snap, o, check)
+		if err != nil {
+			return nil, fmt.Errorf("audit freezes: %w", err)
+		}
+		out, pos = append(out, recs...), append(pos, at...)
+	}
 	// Newest first in the branch's history (not by commit date).
 	idx := make([]int, len(out))
 	for i := range idx {
@@ -169,34 +192,151 @@ func (s *Service) record(t Target, d Deploy, sig, key string) AuditRecord {
 	tr := d.Trailers
 	r := AuditRecord{
 		Time: d.When.UTC(), Commit: d.Commit.String(), Action: d.Action, App: t.App, Env: t.Env,
-		From: d.From, To: d.Tag, RequestedBy: d.RequestedBy(), ApprovedBy: TrailerValues(d.Message, TrailerApprovedBy),
-		AuthorizedBy:  tr[TrailerAuthorizedBy],
-		Justification: tr[TrailerJustification], RequestID: tr[TrailerRequest], Via: "direct",
-		Signature: sig, SignedBy: key, Flags: []string{},
-	}
-	if r.ApprovedBy == nil {
-		r.ApprovedBy = []string{}
+		From: d.From, To: d.Tag, RequestedBy: d.RequestedBy(), Signature: sig, SignedBy: key,
 	}
 	if d.Action == string(ActionRestart) {
 		r.From, r.To = d.RestartBefore, d.Restart
 	}
-	if len(d.Object.ParentHashes) > 1 {
+	s.evidence(&r, d.Object, tr, func() bool {
+		return tr[TrailerApp] != t.App || tr[TrailerEnv] != t.Env || (tr[TrailerTo] != "" && tr[TrailerTo] != r.To) || !contentShows(d)
+	})
+	return r
+}
+
+// evidence fills what a record takes from its commit and trailers (the
+// approvals, the policy decision, the reason, the request, how it landed)
+// and its flags: not-via-shipbot unless shipbot committed it with a
+// request id, else trailers-mismatch when mismatch says its trailers claim
+// another change than the content shows; the signature; break-glass.
+func (s *Service) evidence(r *AuditRecord, c *object.Commit, tr map[string]string, mismatch func() bool) {
+	r.ApprovedBy = TrailerValues(c.Message, TrailerApprovedBy)
+	if r.ApprovedBy == nil {
+		r.ApprovedBy = []string{}
+	}
+	r.AuthorizedBy, r.Justification, r.RequestID = tr[TrailerAuthorizedBy], tr[TrailerJustification], tr[TrailerRequest]
+	r.Via = "direct"
+	if len(c.ParentHashes) > 1 {
 		r.Via = "merge"
 	}
 	if v := tr[TrailerProposal]; v != "" {
 		// Reviewed: the pull request's URL, or git:shipbot/<request-id>.
 		r.Via = v
 	}
-	viaShipbot := r.RequestID != "" && d.Object.Committer.Email == s.o.Committer.Email
-	if !viaShipbot {
+	r.Flags = []string{}
+	if r.RequestID == "" || c.Committer.Email != s.o.Committer.Email {
 		r.Flags = append(r.Flags, FlagNotViaShipbot)
-	} else if tr[TrailerApp] != t.App || tr[TrailerEnv] != t.Env || (tr[TrailerTo] != "" && tr[TrailerTo] != r.To) || !contentShows(d) {
+	} else if mismatch() {
 		r.Flags = append(r.Flags, FlagTrailersMismatch)
 	}
-	if sig != SignatureGood {
-		r.Flags = append(r.Flags, FlagSignature+sig)
+	if r.Signature != SignatureGood {
+		r.Flags = append(r.Flags, FlagSignature+r.Signature)
 	}
-	return r
+	if r.BreakGlass = tr[TrailerBreakGlass]; r.BreakGlass != "" {
+		r.Flags = append(r.Flags, FlagBreakGlass)
+	}
+}
+
+// auditFreezes returns a record per change of an environment's freeze in
+// FreezesPath (a freeze set, replaced or lifted), with its history position.
+// The action is what the content shows; the trailers are evidence, checked
+// against it like an app's. Freezes that had expired when the commit
+// dropped them are cleanup, not unfreezes.
+func (s *Service) auditFreezes(ctx context.Context, snap *repo.Snapshot, o AuditOptions, check func(*object.Commit) [2]string) ([]AuditRecord, []int, error) {
+	ix, err := s.o.Repo.IndexAt(ctx, snap.Hash())
+	if err != nil {
+		return nil, nil, err
+	}
+	tipPos, ok := ix.Pos(snap.Hash())
+	if !ok {
+		return nil, nil, fmt.Errorf("history: %s is not indexed", snap.Hash())
+	}
+	byEnv := func(f edit.Files) (map[string]*Freeze, error) {
+		list, err := readFreezes(f)
+		m := map[string]*Freeze{}
+		for i := range list {
+			if _, dup := m[list[i].Env]; !dup {
+				m[list[i].Env] = &list[i]
+			}
+		}
+		return m, err
+	}
+	var out []AuditRecord
+	var at []int
+	for _, pos := range ix.ChangesUnder(FreezesPath) {
+		if pos > tipPos {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		c, err := ix.CommitObject(pos)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !o.Since.IsZero() && c.Committer.When.Before(o.Since) {
+			continue
+		}
+		after, aerr := byEnv(ix.FilesAt(pos))
+		before := map[string]*Freeze{}
+		if pos > 0 {
+			before, _ = byEnv(ix.FilesAt(pos - 1))
+		}
+		tr := ParseTrailers(c.Message)
+		claimed := tr[TrailerAction] == string(ActionFreeze) || tr[TrailerAction] == string(ActionUnfreeze)
+		var envs []string
+		for _, m := range []map[string]*Freeze{before, after} {
+			for env := range m {
+				if !slices.Contains(envs, env) {
+					envs = append(envs, env)
+				}
+			}
+		}
+		if claimed && !slices.Contains(envs, tr[TrailerEnv]) {
+			envs = append(envs, tr[TrailerEnv]) // a claim the content does not show
+		}
+		if aerr != nil && len(envs) == 0 {
+			envs = append(envs, "*") // the file broken: never a change nobody sees
+		}
+		sort.Strings(envs)
+		for _, env := range envs {
+			if o.Env != "" && env != o.Env {
+				continue
+			}
+			b, a := before[env], after[env]
+			if b != nil && a != nil && sameFreeze(*b, *a) && !(claimed && tr[TrailerEnv] == env) {
+				continue
+			}
+			if a == nil && b != nil && !b.active(c.Committer.When) && !(claimed && tr[TrailerEnv] == env) {
+				continue // an expired freeze dropped on the next change
+			}
+			action := ActionFreeze
+			if a == nil && b != nil {
+				action = ActionUnfreeze
+			}
+			sig := check(c)
+			r := AuditRecord{
+				Time: c.Committer.When.UTC(), Commit: c.Hash.String(), Action: string(action), App: "*", Env: env,
+				From: freezeState(b), To: freezeState(a), RequestedBy: Deploy{Author: c.Author.Name, Trailers: tr}.RequestedBy(),
+				Signature: sig[0], SignedBy: sig[1],
+			}
+			if aerr != nil {
+				r.To = "unreadable: " + userMessage(aerr)
+			}
+			s.evidence(&r, c, tr, func() bool {
+				return tr[TrailerAction] != r.Action || tr[TrailerEnv] != env || tr[TrailerTo] != r.To || aerr != nil
+			})
+			if r.Justification == "" && a != nil {
+				r.Justification = Reason(a.Why) // a freeze written by hand: its own reason
+			}
+			out, at = append(out, r), append(at, pos)
+		}
+	}
+	return out, at, nil
+}
+
+// sameFreeze reports whether two entries of the freezes file say the same.
+func sameFreeze(a, b Freeze) bool {
+	return a.Env == b.Env && a.By == b.By && a.Why == b.Why && a.Request == b.Request && a.Since.Equal(b.Since) && a.Until.Equal(b.Until)
 }
 
 // contentShows reports whether the field the commit's action is about

@@ -22,7 +22,7 @@ func (c *Catalog) Env(name string) (Environment, error) {
 		}
 	}
 	return Environment{}, &UserError{
-		Message: fmt.Sprintf("unknown environment %q%s; environments: %s", name, suggest(name, c.envNames()), strings.Join(c.envNames(), ", ")),
+		Message: fmt.Sprintf("unknown environment %q%s; environments: %s", name, suggestEnv(name, c.envNames()), strings.Join(c.envNames(), ", ")),
 		Err:     ErrUnknownEnv,
 	}
 }
@@ -112,6 +112,49 @@ func suggest(name string, candidates []string) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// envAliases are names people type for common environments; each is
+// suggested only when the catalog has an environment of that name.
+var envAliases = map[string][]string{
+	"production":  {"prod", "prd"},
+	"prd":         {"prod"},
+	"live":        {"prod", "production"},
+	"stage":       {"staging", "stg"},
+	"stg":         {"staging", "stage"},
+	"staging":     {"stage", "stg"},
+	"prod":        {"production", "prd"},
+	"development": {"dev"},
+	"develop":     {"dev"},
+	"dev":         {"development"},
+	"test":        {"testing", "qa"},
+	"testing":     {"test", "qa"},
+	"qa":          {"test", "testing"},
+	"uat":         {"preprod", "staging"},
+	"preprod":     {"pre-prod", "staging"},
+	"pre-prod":    {"preprod", "staging"},
+}
+
+// suggestEnv is suggest for environments: a common alias of a configured
+// environment ("production" for prod, "stage" for staging) or a name that
+// one starts with ("produ" for production) comes first, then typos.
+func suggestEnv(name string, envs []string) string {
+	low := strings.ToLower(name)
+	for _, alias := range envAliases[low] {
+		for _, e := range envs {
+			if e == alias {
+				return fmt.Sprintf(" (did you mean %q?)", e)
+			}
+		}
+	}
+	if len(low) >= 3 {
+		for _, e := range envs {
+			if len(e) >= 3 && (strings.HasPrefix(low, e) || strings.HasPrefix(e, low)) {
+				return fmt.Sprintf(" (did you mean %q?)", e)
+			}
+		}
+	}
+	return suggest(name, envs)
 }
 
 // distance is the Levenshtein edit distance between a and b.

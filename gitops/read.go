@@ -29,6 +29,7 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 		return s.failed(log, req, err)
 	}
 	data := templates.Status{App: req.App, Now: s.o.Now()}
+	freezes, _ := readFreezesOrNote(log, snap)
 	var denied []string
 	var shown []Target
 	h := s.historyReader()
@@ -41,7 +42,7 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 			denied = append(denied, env.Name)
 			continue
 		}
-		es := templates.EnvStatus{Env: env.Name}
+		es := templates.EnvStatus{Env: env.Name, Freezes: s.freezeViews(freezes, env.Name, data.Now)}
 		if es.Tag, err = edit.CurrentTag(snap, t.Location); err != nil {
 			es.Err = userMessage(editError(t, err))
 		}
@@ -193,7 +194,8 @@ func (s *Service) health(ctx context.Context, log *slog.Logger, req Request) Res
 		return Response{Outcome: OutcomeDenied, Text: fmt.Sprintf("[%s] denied: no policy rule lets %s see the status of any app in %s", req.ID, req.User, env.Name)}
 	}
 	lives := s.live(ctx, targets)
-	data := templates.Health{Env: env.Name}
+	freezes, note := readFreezesOrNote(log, snap)
+	data := templates.Health{Env: env.Name, Freezes: s.freezeViews(freezes, env.Name, s.o.Now())}
 	for i, t := range targets {
 		tag, err := edit.CurrentTag(snap, t.Location)
 		if err != nil {
@@ -207,6 +209,9 @@ func (s *Service) health(ctx context.Context, log *slog.Logger, req Request) Res
 		data.Note = "Argo CD is not configured (argo: in shipbot.yaml): tags are from git only."
 	case denied > 0:
 		data.Note = fmt.Sprintf("%d app(s) left out: the policy doesn't let %s see them.", denied, req.User)
+	}
+	if note != "" {
+		data.Note = strings.TrimSpace(data.Note + "\n" + note)
 	}
 	text, err := templates.HealthReply(data)
 	if err != nil {

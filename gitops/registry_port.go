@@ -85,7 +85,7 @@ func (s *Service) checkTag(ctx context.Context, snap *repo.Snapshot, p *Plan) er
 		p.Digest = digest
 		notes = append(notes, fmt.Sprintf("%s found in the registry: %s", p.To, shortDigest(digest)))
 	}
-	if herr == nil && !slices.Contains(deployed, p.To) {
+	if herr == nil && !slices.Contains(deployed, p.To) && p.tagSeen != p.To { // (a rollback's named tag: the plan says more, checkRollbackTag)
 		notes = append(notes, fmt.Sprintf("never deployed in %s before", req.Env))
 	}
 	p.TagNote = strings.Join(notes, "; ")

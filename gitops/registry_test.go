@@ -144,9 +144,11 @@ func TestRollbackToATagDeployedBeforeIsNotMarkedNew(t *testing.T) {
 	if resp.Outcome != gitops.OutcomeConfirm {
 		t.Fatalf("outcome %s: %s", resp.Outcome, resp.Text)
 	}
+	// The registry's digest, then what the history says (it ran in prod):
+	// not marked as never deployed, and no explicit answer needed.
 	want := "rollback checkout in prod: 1.4.2 -> 1.4.0 (1.4.0 found in the registry: " + digestOf("1.4.0")[:19] + ")"
-	if resp.Plan.Summary != want {
-		t.Errorf("summary = %q, want %q", resp.Plan.Summary, want)
+	if resp.Plan.Summary != want || resp.Plan.Confirmation != "" || len(resp.Plan.Notes) != 1 || !strings.HasPrefix(resp.Plan.Notes[0], "1.4.0 ran in prod before: deployed ") {
+		t.Errorf("summary = %q, want %q; notes %q; confirmation %q", resp.Plan.Summary, want, resp.Plan.Notes, resp.Plan.Confirmation)
 	}
 }
 
@@ -196,7 +198,8 @@ func TestRegistryThatCantTell(t *testing.T) {
 func TestWithoutARegistryNothingIsChecked(t *testing.T) {
 	f := newFixture(t, 0)
 	resp := f.svc.Handle(context.Background(), rollbackTo("9.9.9"))
-	if resp.Outcome != gitops.OutcomeConfirm || resp.Plan.Summary != "rollback checkout in prod: 1.4.2 -> 9.9.9" || resp.Plan.Digest != "" {
+	// No registry to ask; the history alone says the tag never ran.
+	if resp.Outcome != gitops.OutcomeConfirm || resp.Plan.Summary != "rollback checkout in prod: 1.4.2 -> 9.9.9 (9.9.9: NEVER DEPLOYED in any environment)" || resp.Plan.Digest != "" {
 		t.Fatalf("%s: %s", resp.Outcome, resp.Text)
 	}
 }

@@ -275,6 +275,31 @@ type Plan struct {
 	// verified is the diff and the commit Checked is about: a re-plan on
 	// the same commit with the same diff is not rendered again.
 	verified string
+	// Warnings are what the requester must read before answering, said
+	// loudly right under the summary: a tag never deployed (NEVER
+	// DEPLOYED), the freeze a change overrides (BREAK-GLASS). Every front
+	// end shows them with the plan, before its question or buttons.
+	Warnings []string
+	// Notes are quieter lines under the summary, e.g. when the tag a
+	// rollback names ran in the environment before.
+	Notes []string
+	// Confirmation is the answer that confirms this plan when a plain yes
+	// is not enough, e.g. "yes, deploy v1.4.1" for a tag shipbot never saw
+	// deployed; "" = a plain yes. A front end accepts nothing less for such
+	// a plan (Confirms tells whether a typed answer does), sets Answer to
+	// it and calls Confirm; to a plain yes it says which answer the plan
+	// needs and keeps waiting. A button can't stand for the typed answer:
+	// Slack shows no Confirm button for such a plan, only Cancel, and asks
+	// for the answer to be typed.
+	Confirmation string
+	// Answer is the requester's answer as given, set by the front end
+	// before Confirm. Confirm refuses a plan with a Confirmation whose
+	// Answer does not confirm it: nothing is written.
+	Answer string
+	// tagNote, tagLine and tagWarning are what the history said about the
+	// tag a `rollback ... to TAG` names (tagSeen is the To they are about):
+	// for the Summary, a Notes line, a Warnings line.
+	tagNote, tagLine, tagWarning, tagSeen string
 }
 
 // NewRequestID derives a request id from what identifies a chat message, so
@@ -309,6 +334,8 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, req Request) Res
 	switch req.Action {
 	case ActionStatus:
 		return s.status(ctx, log, req)
+	case ActionFreezes:
+		return s.freezes(ctx, log, req)
 	case ActionHistory:
 		return s.history(ctx, log, req)
 	case ActionHealth:
@@ -331,7 +358,7 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, req Request) Res
 		text, err := templates.PlanReply(templates.Plan{
 			RequestID: req.ID, Summary: plan.Summary, Diff: plan.Diff, Why: plan.Justification.Text,
 			Timeout: s.o.ConfirmTimeout, Protected: plan.Environment.Protected, Review: review,
-			Checked: plan.Checked,
+			Checked: plan.Checked, Warnings: plan.Warnings, Notes: plan.Notes, Confirm: plan.Confirmation,
 		})
 		if err != nil {
 			return s.failed(log, req, err)
@@ -521,13 +548,24 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 		if p.To == p.From {
 			return &UserError{Message: fmt.Sprintf("%s in %s already runs %s: nothing to change", req.App, req.Env, p.To), Err: ErrNoChange}
 		}
+		// A tag named by the requester: was it ever deployed, and where?
+		if req.Action == ActionRollback && req.Tag != "" {
+			if err := s.checkRollbackTag(ctx, snap, p); err != nil {
+				return err
+			}
+		}
 		// The registry first: its digest keeps a pinned image pinned.
 		if err := s.checkTag(ctx, snap, p); err != nil {
 			return err
 		}
+		var head []string
 		if p.TagNote != "" {
-			notes = append([]string{p.TagNote}, notes...)
+			head = append(head, p.TagNote)
 		}
+		if p.tagNote != "" && p.tagSeen == p.To {
+			head = append(head, p.tagNote)
+		}
+		notes = append(head, notes...)
 		var e edit.ImageEdit
 		e, err = edit.SetImage(snap, t.Location, edit.SetImageOptions{Tag: p.To, Digest: p.Digest})
 		p.Changes = e.Changes
@@ -556,9 +594,33 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 	if err := s.verify(ctx, snap, p); err != nil {
 		return err
 	}
+	s.warnings(p)
 	p.Diff = edit.Diff(p.Changes)
 	p.Base = snap.Hash().String()
 	return nil
+}
+
+// warnings fills p.Warnings (and marks the Summary of a break-glass
+// change), from scratch on every compute: what the requester must read
+// before answering.
+func (s *Service) warnings(p *Plan) {
+	req := p.Request
+	p.Warnings, p.Notes = nil, nil
+	if p.tagWarning != "" && p.tagSeen == p.To && req.Action == ActionRollback {
+		p.Warnings = append(p.Warnings, p.tagWarning)
+	} else {
+		p.Confirmation = ""
+	}
+	if p.tagLine != "" && p.tagSeen == p.To && req.Action == ActionRollback {
+		p.Notes = append(p.Notes, p.tagLine)
+	}
+	switch {
+	case p.BreakGlass != "":
+		p.Summary += fmt.Sprintf(" [BREAK-GLASS: overrides a freeze of %s]", req.Env)
+		p.Warnings = append(p.Warnings, fmt.Sprintf("BREAK-GLASS: this %s overrides a freeze: %s. On yes it lands anyway and is recorded as a break-glass change: the commit's Break-glass trailer, a BREAK-GLASS line in the commit and in the reply, and the break-glass flag of `shipbot audit`.", req.Action, p.BreakGlass))
+	case req.BreakGlass:
+		p.Warnings = append(p.Warnings, fmt.Sprintf("--break-glass: nothing to override, %s is not frozen for %s now; this is an ordinary change and is not recorded as break-glass.", req.Env, req.Action))
+	}
 }
 
 // fromTextOf is the From of a commit's subject.
@@ -634,6 +696,17 @@ func (s *Service) Confirm(ctx context.Context, p *Plan) Response {
 
 func (s *Service) confirm(ctx context.Context, log *slog.Logger, p *Plan) Response {
 	req := p.Request
+	if p.Confirmation != "" && !p.Confirms(p.Answer) {
+		// A plain yes (or a button) is not the answer this plan asked for,
+		// unless the request landed already (a request id lands once).
+		if head, err := s.o.Repo.Head(); err == nil {
+			if l, ok := s.findLanded(head, []Request{req}, recentWindow)[req.ID]; ok {
+				return s.landedReply(log, p, l, 1, false)
+			}
+		}
+		log.Info("plan not confirmed: it needs the explicit answer", "want", p.Confirmation, "answer", OneLine(p.Answer))
+		return Response{Outcome: OutcomeRejected, Text: fmt.Sprintf("[%s] not confirmed: this plan needs the answer `%s` (%s); a plain yes is not enough. Nothing was written; ask again and answer `%s`.", req.ID, p.Confirmation, p.tagNote, p.Confirmation)}
+	}
 	// The policy may have changed while the question was open.
 	decision, resp := s.authorize(ctx, log, req, p.Environment, req.Action)
 	if resp != nil {

@@ -296,6 +296,7 @@ func TestConfirmAfterTheBranchMovedRetriesOnce(t *testing.T) {
 	if resp.Plan == nil {
 		t.Fatalf("no plan: %s", resp.Text)
 	}
+	resp.Plan.Answer = "yes, deploy 0.9.0" // a tag never deployed
 	gittest.Seed(t, f.bare, map[string]string{"README.md": "a person's change\n"}, "person")
 	human := f.head(t)
 	done := f.svc.Confirm(ctx, resp.Plan)
@@ -320,6 +321,7 @@ func TestConcurrentRequestsNoLostUpdate(t *testing.T) {
 		if resp.Plan == nil {
 			t.Fatalf("plan %d: %s", i, resp.Text)
 		}
+		resp.Plan.Answer = "yes, deploy " + req.Tag // tags never deployed
 		plans[i] = resp.Plan
 	}
 	var wg sync.WaitGroup
@@ -362,6 +364,7 @@ func TestConcurrentSameAppEachLandsOrIsTold(t *testing.T) {
 		if resp.Plan == nil {
 			t.Fatalf("plan %d: %s", i, resp.Text)
 		}
+		resp.Plan.Answer = "yes, deploy " + req.Tag // tags never deployed
 		plans[i] = resp.Plan
 	}
 	before := gittest.Git(t, f.bare, "rev-list", "--count", "main")
@@ -423,6 +426,7 @@ func TestConcurrentReadsAndWrites(t *testing.T) {
 				t.Errorf("plan %d: %s", i, resp.Text)
 				return
 			}
+			resp.Plan.Answer = "yes, deploy " + req.Tag // tags never deployed
 			if got := f.svc.Confirm(ctx, resp.Plan); got.Outcome != gitops.OutcomeCommitted {
 				t.Errorf("confirm %d: %s", i, got.Text)
 			}

@@ -35,6 +35,9 @@ const (
 	ActionReject Action = "reject"
 	// ActionProposals lists the open proposals (authorized as status).
 	ActionProposals Action = "proposals"
+	// ActionFreezes lists the freezes in effect and the configured freeze
+	// windows (shown for the environments whose status the user may see).
+	ActionFreezes Action = "freezes"
 )
 
 // Writes reports whether the action changes the environment repo.

@@ -50,6 +50,7 @@ func TestTagNotWrittenAndDigestPin(t *testing.T) {
 		!strings.Contains(resp.Text, "+  - name: registry.example.com/web") || !strings.Contains(resp.Text, "+    newTag: 1.9.0") {
 		t.Fatalf("%s: %s", resp.Outcome, resp.Text)
 	}
+	resp.Plan.Answer = "yes, deploy 1.9.0" // a tag never deployed
 	done := f.svc.Confirm(ctx, resp.Plan)
 	if done.Outcome != gitops.OutcomeCommitted {
 		t.Fatalf("confirm: %s", done.Text)
@@ -61,9 +62,10 @@ func TestTagNotWrittenAndDigestPin(t *testing.T) {
 	// No tag anywhere (Kubernetes pulls :latest): the plan says so, the
 	// commit has no From.
 	resp = f.svc.Handle(ctx, req("bare"))
-	if resp.Outcome != gitops.OutcomeConfirm || !strings.Contains(resp.Text, "rollback bare in prod: (not set) -> 1.9.0 (the tag was not set:") {
+	if resp.Outcome != gitops.OutcomeConfirm || !strings.Contains(resp.Text, "rollback bare in prod: (not set) -> 1.9.0 (1.9.0: NEVER DEPLOYED in any environment; the tag was not set:") {
 		t.Fatalf("%s: %s", resp.Outcome, resp.Text)
 	}
+	resp.Plan.Answer = "yes, deploy 1.9.0"
 	if done := f.svc.Confirm(ctx, resp.Plan); done.Outcome != gitops.OutcomeCommitted {
 		t.Fatalf("confirm: %s", done.Text)
 	}

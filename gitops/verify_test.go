@@ -46,6 +46,7 @@ func TestPlanIsCheckedByRendering(t *testing.T) {
 		!strings.Contains(resp.Text, "before the change it runs 2.0.0; the field the layout reads says 1.0.0") {
 		t.Fatalf("%s: %s", resp.Outcome, resp.Text)
 	}
+	resp.Plan.Answer = "yes, deploy 1.5.0" // a tag never deployed
 	if done := f.svc.Confirm(ctx, resp.Plan); done.Outcome != gitops.OutcomeCommitted {
 		t.Fatalf("confirm: %s", done.Text)
 	}

@@ -107,11 +107,13 @@ func ruleKey(fields []string) string { return strings.Join(fields, "\x00") }
 // parsePolicy reads a policy file (CSV, one rule per line; blank lines and
 // lines starting with '#' are ignored) and validates every line against the
 // model m and its capabilities. Problems are reported as "<file>:<line>: ...",
-// so a typo fails at load instead of silently never matching.
+// so a typo fails at load instead of silently never matching. Every bad
+// line is reported, not only the first (errors.Join, one error per line).
 func parsePolicy(file string, data []byte, m model.Model, caps modelCaps) (*parsedPolicy, error) {
 	pol := &parsedPolicy{permByKey: map[string]int{}}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	n := 0
+	var bad []error
 	for sc.Scan() {
 		n++
 		line := sc.Text()
@@ -123,11 +125,20 @@ func parsePolicy(file string, data []byte, m model.Model, caps modelCaps) (*pars
 			continue
 		}
 		if err := pol.addLine(m, caps, ruleSource{File: file, Line: n}, line); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", file, n, err)
+			bad = append(bad, fmt.Errorf("%s:%d: %w", file, n, err))
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s:%d: %w", file, n+1, err)
+		bad = append(bad, fmt.Errorf("%s:%d: %w", file, n+1, err))
+	}
+	switch len(bad) {
+	case 0:
+	case 1:
+		return nil, bad[0]
+	default:
+		// The cross-checks are left for when every line reads: a bad g
+		// line would make a review group look empty.
+		return nil, errors.Join(bad...)
 	}
 	if err := pol.crossCheck(); err != nil {
 		return nil, err

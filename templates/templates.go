@@ -23,6 +23,7 @@ var set = template.Must(template.New("").Funcs(template.FuncMap{
 		return s
 	},
 	"ago":  ago,
+	"in":   ahead,
 	"join": strings.Join,
 	// mdcell makes text safe inside a Markdown table cell.
 	"mdcell": func(s string) string {
@@ -57,6 +58,9 @@ func render(name string, data any) (string, error) {
 	return b.String(), nil
 }
 
+// Ago is how long before now t was, as replies say it, e.g. "3d ago".
+func Ago(now, t time.Time) string { return ago(now, t) }
+
 func ago(now, t time.Time) string {
 	d := now.Sub(t)
 	switch {
@@ -68,6 +72,21 @@ func ago(now, t time.Time) string {
 		return fmt.Sprintf("%dh ago", int(d.Hours()))
 	default:
 		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	}
+}
+
+// ahead is how far ahead t is, e.g. "in 2d".
+func ahead(now, t time.Time) string {
+	d := t.Sub(now)
+	switch {
+	case d < time.Minute:
+		return "now"
+	case d < time.Hour:
+		return fmt.Sprintf("in %dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("in %dh", int(d.Hours()))
+	default:
+		return fmt.Sprintf("in %dd", int(d.Hours()/24))
 	}
 }
 
@@ -106,6 +125,15 @@ type Plan struct {
 	// Checked says what rendering the app before and after the change
 	// showed, or why it wasn't rendered.
 	Checked string
+	// Warnings are said loudly, one per line, right under the summary
+	// (a tag never deployed, the freeze a break-glass change overrides).
+	Warnings []string
+	// Notes are quieter lines under the warnings, e.g. when the tag a
+	// rollback names ran before.
+	Notes []string
+	// Confirm is the answer the plan needs when a plain yes is not enough,
+	// e.g. "yes, deploy v1.4.1"; "" = yes.
+	Confirm string
 }
 
 // PlanReply renders the diff and the question.
@@ -133,7 +161,43 @@ type EnvStatus struct {
 	Last      *Change
 	Err       string
 	Live      *Live // what Argo CD shows; nil when not configured
+	// Freezes are the freezes in effect in the environment.
+	Freezes []Freeze
 }
+
+// Freeze is a freeze as replies show it: one set in chat with `freeze ENV`,
+// or a freeze window of the configuration.
+type Freeze struct {
+	Env    string   // "" for a window of several environments (Envs)
+	Blocks []string // the actions it blocks, e.g. promote
+	Now    time.Time
+	// A freeze set with `freeze ENV`:
+	By, Why, Request string
+	Since            time.Time
+	// Until is when the freeze, or an active window, ends (a freeze: zero
+	// = until unfreeze).
+	Until time.Time
+	// A window of the configuration:
+	Window   string   // its name; "" = a freeze set in chat
+	Envs     []string // the environments it freezes
+	Schedule string   // e.g. "Fri 16:00 to Mon 08:00, Europe/Berlin"
+	Active   bool     // in effect now, until Until
+	Next     time.Time
+}
+
+// Freezes is the reply to `freezes`.
+type Freezes struct {
+	Now time.Time
+	// Active are the freezes in effect: set in chat, and windows in effect.
+	Active []Freeze
+	// Windows are every freeze window of the configuration.
+	Windows []Freeze
+	Note    string // e.g. the freezes file can't be read
+	Hidden  string // environments left out by the policy
+}
+
+// FreezesReply renders every freeze in effect and the freeze windows.
+func FreezesReply(d Freezes) (string, error) { return render("freezes.tmpl", d) }
 
 // Live is the controller's view of one app in one environment.
 type Live struct {
@@ -154,6 +218,8 @@ type Health struct {
 	Env  string
 	Apps []HealthApp
 	Note string
+	// Freezes are the freezes in effect in the environment, said first.
+	Freezes []Freeze
 }
 
 // HealthReply renders the apps of an environment, unhealthy first.

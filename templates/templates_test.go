@@ -210,3 +210,69 @@ func TestPullRequestBody(t *testing.T) {
 		t.Errorf("hostile text not contained:\n%s", got)
 	}
 }
+
+// A plan that needs more than a plain yes, and one that breaks glass: the
+// warnings come right under the summary, before the diff.
+func TestPlanWarnings(t *testing.T) {
+	never, err := PlanReply(Plan{
+		RequestID: "shp-abcdefghij", Summary: "rollback checkout in prod: 1.4.2 -> v1.4.1 (v1.4.1: NEVER DEPLOYED in any environment)",
+		Diff: "-    newTag: 1.4.2\n+    newTag: v1.4.1\n", Why: "OPS-1", Timeout: 2 * time.Minute,
+		Warnings: []string{"NEVER DEPLOYED: v1.4.1 is not in the repo's history of checkout in any environment (tags seen: 1.4.2, 1.4.1, 1.4.0). Did you mean 1.4.1? `rollback checkout prod to 1.4.1 --why ...`."},
+		Confirm:  "yes, deploy v1.4.1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_plan_never_deployed", never)
+	bg, err := PlanReply(Plan{
+		RequestID: "shp-abcdefghij", Summary: "promote checkout from staging to prod: 1.4.2 -> 1.5.0 [BREAK-GLASS: overrides a freeze of prod]",
+		Diff: "-    newTag: 1.4.2\n+    newTag: 1.5.0\n", Why: "OPS-1", Timeout: 2 * time.Minute,
+		Warnings: []string{"BREAK-GLASS: this promote overrides a freeze: prod was frozen by carol until 2026-11-23 10:00 UTC (release week). On yes it lands anyway and is recorded as a break-glass change."},
+		Review:   "2 approvals from sre (the requester does not count); who may approve: bob, carol, dave",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_plan_break_glass", bg)
+	ran, err := PlanReply(Plan{
+		RequestID: "shp-abcdefghij", Summary: "rollback checkout in prod: 1.4.2 -> 1.4.0",
+		Diff: "-    newTag: 1.4.2\n+    newTag: 1.4.0\n", Why: "OPS-1", Timeout: 2 * time.Minute,
+		Notes: []string{"1.4.0 ran in prod before: deployed 2026-11-18 09:14 UTC, 3d ago."},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_plan_tag_ran_before", ran)
+}
+
+func TestFreezeReplies(t *testing.T) {
+	frozen := Freeze{Env: "prod", By: "carol", Why: "release week", Request: "shp-freeze0000", Since: now.Add(-time.Hour), Until: now.Add(47 * time.Hour), Blocks: []string{"promote"}, Now: now}
+	open := Freeze{Env: "staging", By: "bob", Why: "migration", Since: now.Add(-72 * time.Hour), Blocks: []string{"promote", "restart"}, Now: now}
+	weekend := Freeze{Env: "prod", Window: "weekend", Envs: []string{"prod"}, Schedule: "Fri 16:00 to Mon 08:00, Europe/Berlin", Active: true, Until: now.Add(45 * time.Hour), Blocks: []string{"promote"}, Now: now}
+	nightly := Freeze{Window: "nightly", Envs: []string{"dev", "staging"}, Schedule: "Mon 22:00 to Tue 06:00, UTC", Next: now.Add(60 * time.Hour), Blocks: []string{"promote"}, Now: now}
+	list, err := FreezesReply(Freezes{Now: now, Active: []Freeze{frozen, weekend, open}, Windows: []Freeze{weekend, nightly},
+		Hidden: "not shown: qa (the policy doesn't let alice see the status of any app there)"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_freezes", list)
+	none, err := FreezesReply(Freezes{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_freezes_empty", none)
+
+	status, err := StatusReply(Status{App: "checkout", Now: now, Envs: []EnvStatus{
+		{Env: "staging", Tag: "1.5.0"},
+		{Env: "prod", Tag: "1.4.2", Freezes: []Freeze{frozen, weekend}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_status_frozen", status)
+	health, err := HealthReply(Health{Env: "prod", Freezes: []Freeze{frozen}, Apps: []HealthApp{{App: "checkout", Tag: "1.4.2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_health_frozen", health)
+}

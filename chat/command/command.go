@@ -4,7 +4,7 @@
 //
 // Grammar (keywords are ASCII case-insensitive; names are kept as typed):
 //
-//	[/ship | ship | <@BOTID>[:]] COMMAND ARGS... [--why TEXT]
+//	[/ship | ship | <@BOTID>[:]] COMMAND ARGS... [--FLAG...] [--why TEXT] [--FLAG...]
 //
 //	rollback APP ENV [to TAG] --why TEXT
 //	restart APP ENV --why TEXT
@@ -12,12 +12,15 @@
 //	status APP
 //	history APP ENV [N]
 //	help [COMMAND]
+//	... (table in help.go)
 //
-// Words before --why are split shell-like (quotes group, nothing expands).
-// --why (or --why=, or "—why" as smart punctuation types it) takes the rest
-// of the line verbatim; a single pair of quotes around the whole text is
-// removed. --help (or -h) anywhere before
-// --why asks for the usage of the command.
+// Words are split shell-like (quotes group, nothing expands). --why (or
+// --why=, or "—why" as smart punctuation types it) starts the reason: a
+// quoted text ("...", '...', or curly quotes), or the words up to the next
+// --flag or the end of the line, kept as typed. A clause (to TAG, until
+// WHEN) written after an unquoted reason could be part of it or the
+// clause: Parse asks instead of guessing. --help (or -h) asks for the
+// usage of the command.
 package command
 
 import (
@@ -36,10 +39,47 @@ const (
 	maxLimit = 100
 )
 
+// words are a line's words sorted into arguments and flags.
+type words struct {
+	args       []token // the command word first
+	unknown    []token // unknown flags
+	wantHelp   bool
+	breakGlass bool
+	until      string
+	wantUntil  bool // --until without a value
+}
+
+// sortWords sorts words into positional arguments and flags. The word right
+// after the keyword "to" or "until" is always a value, so "to -x" is
+// reported as a bad tag or name rather than as an unknown flag.
+func sortWords(ws []token) words {
+	var f words
+	for i, w := range ws {
+		switch {
+		case f.wantUntil:
+			f.until, f.wantUntil = w.text, false
+		case !w.flag || i > 0 && !ws[i-1].flag && (keyword(ws[i-1].text, "to") || keyword(ws[i-1].text, "until")):
+			f.args = append(f.args, w)
+		case keyword(w.text, "--help") || keyword(w.text, "-h"):
+			f.wantHelp = true
+		case keyword(w.text, "--break-glass"):
+			f.breakGlass = true
+		case keyword(w.text, "--until"):
+			f.wantUntil = true
+		case len(w.text) > 8 && keyword(w.text[:8], "--until="):
+			f.until = w.text[8:]
+		default:
+			f.unknown = append(f.unknown, w)
+		}
+	}
+	return f
+}
+
 // Parse turns one chat line into a request. It fills Action, App, Env,
-// FromEnv, Tag, Why and Limit only (identity, channel, id and time are set by
-// the front end). Errors are *gitops.UserError whose Message says what was
-// wrong and what would work, with the usage line of the command.
+// FromEnv, Tag, Why, Until, BreakGlass, Proposal and Limit only (identity,
+// channel, id and time are set by the front end). Errors are
+// *gitops.UserError whose Message says what was wrong and what would work,
+// with the usage line of the command.
 func Parse(line string) (gitops.Request, error) {
 	switch {
 	case len(line) > maxLineBytes:
@@ -61,38 +101,13 @@ func Parse(line string) (gitops.Request, error) {
 		}
 		return gitops.Request{}, ue
 	}
+	f := sortWords(lx.words)
 
-	// Sort words into positional arguments and flags. The word right after
-	// the keyword "to" is always a value, so "to -x" is reported as a bad
-	// tag or name rather than as an unknown flag.
-	var args []string
-	var unknown []string
-	wantHelp, breakGlass := false, false
-	until, wantUntil := "", false
-	for i, w := range lx.words {
+	if len(f.args) == 0 {
 		switch {
-		case wantUntil:
-			until, wantUntil = w.text, false
-		case !w.flag || i > 0 && !lx.words[i-1].flag && (keyword(lx.words[i-1].text, "to") || keyword(lx.words[i-1].text, "until")):
-			args = append(args, w.text)
-		case keyword(w.text, "--help") || keyword(w.text, "-h"):
-			wantHelp = true
-		case keyword(w.text, "--break-glass"):
-			breakGlass = true
-		case keyword(w.text, "--until"):
-			wantUntil = true
-		case len(w.text) > 8 && keyword(w.text[:8], "--until="):
-			until = w.text[8:]
-		default:
-			unknown = append(unknown, w.text)
-		}
-	}
-
-	if len(args) == 0 {
-		switch {
-		case len(unknown) > 0:
-			return gitops.Request{}, gitops.Userf("unknown flag %s. Type help to see the commands", quote(unknown[0]))
-		case wantHelp:
+		case len(f.unknown) > 0:
+			return gitops.Request{}, gitops.Userf("unknown flag %s. Type help to see the commands", quote(f.unknown[0].text))
+		case f.wantHelp:
 			return gitops.Request{Action: gitops.ActionHelp}, nil
 		case lx.hasWhy:
 			return gitops.Request{}, gitops.Userf("--why must come after a command, e.g. %s. Type help to see the commands",
@@ -101,84 +116,111 @@ func Parse(line string) (gitops.Request, error) {
 		return gitops.Request{}, gitops.Userf("empty command. Type help to see what I can do (commands: %s)", commandList())
 	}
 
-	action, ok := lookup(args[0])
+	action, ok := lookup(f.args[0].text)
 	if !ok {
-		return gitops.Request{}, unknownCommand(args[0])
+		return gitops.Request{}, unknownCommand(f.args[0].text)
 	}
-	if len(unknown) > 0 {
-		return gitops.Request{}, usageErr(action, fmt.Sprintf("unknown flag %s; the flags are --why TEXT, --break-glass (rollback, restart, promote), --until WHEN (freeze) and --help", quote(unknown[0])))
+	sp := specs[action]
+	if len(f.unknown) > 0 {
+		msg := fmt.Sprintf("unknown flag %s; the flags are --why TEXT, --break-glass (rollback, restart, promote), --until WHEN (freeze) and --help", quote(f.unknown[0].text))
+		if f.unknown[0].afterWhy && !lx.whyQuoted {
+			msg += fmt.Sprintf(". The reason after --why ends at the next --flag: to keep %s in the reason, quote it (--why \"...\")", quote(f.unknown[0].text))
+		}
+		return gitops.Request{}, usageErr(action, msg)
 	}
-	if wantUntil {
+	if f.wantUntil {
 		return gitops.Request{}, usageErr(action, "--until needs a time after it, e.g. --until 2026-11-28T08:00 or --until 4h")
 	}
-	if breakGlass && action != gitops.ActionRollback && action != gitops.ActionRestart && action != gitops.ActionPromote {
+	if f.breakGlass && action != gitops.ActionRollback && action != gitops.ActionRestart && action != gitops.ActionPromote {
 		return gitops.Request{}, usageErr(action, "--break-glass only applies to rollback, restart and promote")
 	}
-	if wantHelp {
+	if f.wantHelp {
 		return gitops.Request{Action: gitops.ActionHelp, App: string(action)}, nil
 	}
 
-	req := gitops.Request{Action: action, BreakGlass: breakGlass}
-	if lx.hasWhy {
-		raw := lx.why
-		if action == gitops.ActionFreeze && until == "" {
-			// `freeze prod --why release week --until 2026-11-28`: --why takes
-			// the rest of the line, so a trailing --until is split off it.
-			if i := strings.LastIndex(raw, " --until "); i >= 0 && len(strings.Fields(raw[i+9:])) == 1 {
-				raw, until = raw[:i], strings.TrimSpace(raw[i+9:])
-			}
-		}
-		why, err := cleanWhy(raw)
-		if err != nil {
-			return gitops.Request{}, usageErr(action, err.Error())
-		}
-		req.Why = why
-	}
-	if until != "" {
-		if action != gitops.ActionFreeze {
-			return gitops.Request{}, usageErr(action, "--until only applies to freeze")
-		}
-		if !validUntil(until) {
-			return gitops.Request{}, usageErr(action, fmt.Sprintf("%s is not a time: write a date (2026-11-28), a date and time (2026-11-28T08:00, in UTC, or RFC 3339 with an offset), or a duration (30m, 4h, 2d)", quote(until)))
-		}
-		req.Until = until
+	// A clause after an unquoted reason: ask when it makes a request.
+	if alt, clause, ok := clauseReading(sp, f, lx); ok {
+		return gitops.Request{}, ambiguous(sp, clause, alt, f, lx)
 	}
 
-	p := &argParser{action: action, args: args[1:]}
-	switch action {
-	case gitops.ActionRollback:
-		err = p.rollback(&req)
-	case gitops.ActionRestart:
-		err = p.restart(&req)
-	case gitops.ActionPromote:
-		err = p.promote(&req)
-	case gitops.ActionStatus:
-		err = p.status(&req)
-	case gitops.ActionHistory:
-		err = p.history(&req)
-	case gitops.ActionHelp:
-		err = p.help(&req)
-	case gitops.ActionFreeze:
-		err = p.freeze(&req)
-	case gitops.ActionUnfreeze:
-		err = p.unfreeze(&req)
-	case gitops.ActionHealth:
-		err = p.health(&req)
-	case gitops.ActionProposals:
-		err = p.proposals(&req)
-	case gitops.ActionApprove:
-		err = p.review(&req)
-	case gitops.ActionReject:
-		err = p.review(&req)
-		if err == nil && req.Why == "" {
-			err = p.fail("a rejection needs a reason: --why TEXT")
+	why := ""
+	if lx.hasWhy {
+		if why, err = cleanWhy(lx.why); err != nil {
+			return gitops.Request{}, usageErr(action, err.Error())
 		}
 	}
-	if err != nil {
+	return build(sp, f, lx, why)
+}
+
+// build checks the arguments of a command and makes its request.
+func build(sp *spec, f words, lx lexed, why string) (gitops.Request, error) {
+	req := gitops.Request{Action: sp.action, BreakGlass: f.breakGlass, Why: why}
+	if f.until != "" {
+		if sp.action != gitops.ActionFreeze {
+			return gitops.Request{}, usageErr(sp.action, "--until only applies to freeze")
+		}
+		if !validUntil(f.until) {
+			return gitops.Request{}, usageErr(sp.action, fmt.Sprintf("%s is not a time: write a date (2026-11-28), a date and time (2026-11-28T08:00, in UTC, or RFC 3339 with an offset), or a duration (30m, 4h, 2d)", quote(f.until)))
+		}
+		req.Until = f.until
+	}
+	p := &argParser{action: sp.action, whyEnd: lx.whyEnd}
+	for _, a := range f.args[1:] {
+		p.args = append(p.args, a.text)
+		p.late = append(p.late, a.afterWhy)
+	}
+	if err := sp.args(p, &req); err != nil {
 		return gitops.Request{}, err
 	}
 	return req, nil
 }
+
+// clauseReading reads the last two words of an unquoted reason as the
+// command's clause ("... --why OPS-1 to 1.3.0" as "to 1.3.0"): it returns
+// that request and the clause's words when they make a valid one.
+func clauseReading(sp *spec, f words, lx lexed) (gitops.Request, string, bool) {
+	n := len(lx.whyWords)
+	if !lx.hasWhy || lx.whyQuoted || sp.clause == "" || n < 2 || !keyword(lx.whyWords[n-2], sp.clause) {
+		return gitops.Request{}, "", false
+	}
+	rest := strings.TrimSpace(lx.why[:lx.whyAt[n-2]])
+	alt := f
+	alt.args = append(append([]token(nil), f.args...), token{text: lx.whyWords[n-2]}, token{text: lx.whyWords[n-1]})
+	req, err := build(sp, alt, lexed{}, rest)
+	if err != nil {
+		return gitops.Request{}, "", false
+	}
+	return req, lx.whyWords[n-2] + " " + lx.whyWords[n-1], true
+}
+
+// ambiguous is the answer to a request whose words mean two things: the
+// clause after the reason is part of it, or the command's clause. It
+// plans nothing and shows both readings, spelled so that they can't be
+// misread.
+func ambiguous(sp *spec, clause string, alt gitops.Request, f words, lx lexed) *gitops.UserError {
+	what := sp.clause
+	if fs := strings.Fields(strings.NewReplacer("[", " ", "]", " ").Replace(sp.usage)); len(fs) > 0 {
+		for i := range fs[:len(fs)-1] {
+			if fs[i] == sp.clause {
+				what = fs[i] + " " + fs[i+1]
+			}
+		}
+	}
+	msg := fmt.Sprintf("%q after the reason could be part of it or the %s of %s, so I did not plan anything (a reason ends at the next --flag, or where its quotes close). ",
+		clause, quoteClause(what), sp.action)
+	alts := []string{Spell(alt)}
+	if why, err := cleanWhy(lx.why); err == nil {
+		if whole, err := build(sp, f, lx, why); err == nil {
+			alts = append(alts, Spell(whole))
+		}
+	}
+	if len(alts) == 1 {
+		return &gitops.UserError{Message: msg + "Did you mean:\n  " + alts[0]}
+	}
+	return &gitops.UserError{Message: msg + "Send one of:\n  " + strings.Join(alts, "\n  ")}
+}
+
+func quoteClause(s string) string { return "`" + s + "`" }
 
 // TooLong is the answer to a message of n bytes, over the limit of a
 // command: the same wherever the message was typed, however long it is.
@@ -188,16 +230,9 @@ func TooLong(n int) *gitops.UserError {
 		n, maxLineBytes)
 }
 
-// cleanWhy turns the raw text after --why into the reason: surrounding white
-// space is trimmed and, when the whole text is one quoted string (no inner
-// quote of the same kind), the quotes and the white space just inside them
-// are removed. Everything else is kept as typed.
+// cleanWhy trims the reason; an empty one is an error.
 func cleanWhy(raw string) (string, error) {
 	w := strings.TrimSpace(raw)
-	if n := len(w); n >= 2 && (w[0] == '"' || w[0] == '\'') && w[n-1] == w[0] &&
-		strings.IndexByte(w[1:n-1], w[0]) < 0 {
-		w = strings.TrimSpace(w[1 : n-1])
-	}
 	if w == "" {
 		return "", fmt.Errorf("--why needs a reason after it, e.g. --why https://acme.pagerduty.com/incidents/P1X2Y3Z or --why OPS-123 checkout errors")
 	}
@@ -208,6 +243,8 @@ func cleanWhy(raw string) (string, error) {
 type argParser struct {
 	action gitops.Action
 	args   []string // after the command word
+	late   []bool   // args[i] came after the --why reason
+	whyEnd string   // the --flag that ended the reason
 }
 
 func (p *argParser) fail(format string, a ...any) error {
@@ -226,9 +263,32 @@ func (p *argParser) need(names ...string) error {
 // atMost reports the first argument beyond the first n.
 func (p *argParser) atMost(n int) error {
 	if len(p.args) > n {
-		return p.fail("unexpected argument %s", quote(p.args[n]))
+		return p.unexpected(n, "")
 	}
 	return nil
+}
+
+// unexpected reports args[i] as one too many, with hint (or a better one:
+// a reason typed without --why, words read as arguments after a reason).
+func (p *argParser) unexpected(i int, hint string) error {
+	w := p.args[i]
+	switch {
+	case p.late[i] && p.whyEnd != "":
+		hint = ": " + reasonEnds(p.whyEnd)
+	case reasonWord(w):
+		rest := strings.Join(p.args[i+1:], " ")
+		if rest == "" {
+			rest = "TEXT"
+		}
+		hint = fmt.Sprintf(` (to give a reason, write "--why %s")`, rest)
+	}
+	return p.fail("unexpected argument %s%s", quote(w), hint)
+}
+
+// reasonWord reports whether w is a word people type for --why.
+func reasonWord(w string) bool {
+	w = strings.TrimRight(w, ":")
+	return keyword(w, "why") || keyword(w, "because") || keyword(w, "reason")
 }
 
 func (p *argParser) name(what, s string) error {
@@ -245,10 +305,10 @@ func (p *argParser) rollback(req *gitops.Request) error {
 	if len(p.args) > 2 {
 		if !keyword(p.args[2], "to") {
 			hint := ""
-			if ValidTag(p.args[2]) == nil {
+			if looksLikeTag(p.args[2]) {
 				hint = fmt.Sprintf(` (to roll back to a tag, write "to %s")`, p.args[2])
 			}
-			return p.fail("unexpected argument %s%s", quote(p.args[2]), hint)
+			return p.unexpected(2, hint)
 		}
 		if len(p.args) == 3 {
 			return p.fail(`missing TAG after "to"`)
@@ -273,6 +333,12 @@ func (p *argParser) rollback(req *gitops.Request) error {
 	return nil
 }
 
+// looksLikeTag reports whether a stray word is plausibly a tag someone
+// meant to roll back to: a valid tag with a digit in it, or "latest".
+func looksLikeTag(w string) bool {
+	return ValidTag(w) == nil && (strings.ContainsAny(w, "0123456789") || keyword(w, "latest"))
+}
+
 // appEnv checks the APP ENV arguments a per-app command starts with, and
 // that there are at most max arguments in all.
 func (p *argParser) appEnv(req *gitops.Request, max int) error {
@@ -295,13 +361,24 @@ func (p *argParser) appEnv(req *gitops.Request, max int) error {
 func (p *argParser) restart(req *gitops.Request) error { return p.appEnv(req, 2) }
 
 func (p *argParser) promote(req *gitops.Request) error {
+	if len(p.args) >= 2 && keyword(p.args[1], "to") && (len(p.args) < 3 || !keyword(p.args[2], "to")) {
+		// "promote checkout to staging": FROM is missing, not "to".
+		to := "TO"
+		if len(p.args) > 2 {
+			to = p.args[2]
+		}
+		return p.fail(`missing FROM, the environment whose version to copy: promote %s FROM to %s`, p.args[0], to)
+	}
 	if err := p.need("APP", "FROM", `"to TO"`); err != nil {
 		return err
 	}
 	if !keyword(p.args[2], "to") {
-		if len(p.args) == 3 {
+		if len(p.args) == 3 && !reasonWord(p.args[2]) && !p.late[2] {
 			return p.fail(`expected "to" between FROM and TO, e.g. promote %s %s to %s`,
 				p.args[0], p.args[1], p.args[2])
+		}
+		if reasonWord(p.args[2]) || p.late[2] {
+			return p.unexpected(2, "")
 		}
 		return p.fail(`expected "to" after FROM, got %s`, quote(p.args[2]))
 	}
@@ -365,7 +442,7 @@ func (p *argParser) freeze(req *gitops.Request) error {
 	}
 	if len(p.args) > 1 {
 		if !keyword(p.args[1], "until") {
-			return p.fail("unexpected argument %s", quote(p.args[1]))
+			return p.unexpected(1, "")
 		}
 		if len(p.args) == 2 {
 			return p.fail(`missing WHEN after "until"`)
@@ -375,6 +452,9 @@ func (p *argParser) freeze(req *gitops.Request) error {
 		}
 		if !validUntil(p.args[2]) {
 			return p.fail("%s is not a time: write a date (2026-11-28), a date and time (2026-11-28T08:00), or a duration (30m, 4h, 2d)", quote(p.args[2]))
+		}
+		if req.Until != "" {
+			return p.fail("the end of the freeze is given twice (until %s and --until %s); give one", p.args[2], req.Until)
 		}
 		req.Until = p.args[2]
 	}
@@ -394,6 +474,9 @@ func (p *argParser) unfreeze(req *gitops.Request) error {
 
 func (p *argParser) health(req *gitops.Request) error { return p.one("ENV", "environment", &req.Env) }
 
+// freezes takes no argument: it lists every environment's freezes.
+func (p *argParser) freezes(*gitops.Request) error { return p.atMost(0) }
+
 // review checks the REQUEST-ID of approve and reject.
 func (p *argParser) review(req *gitops.Request) error {
 	if err := p.need("REQUEST-ID"); err != nil {
@@ -407,6 +490,17 @@ func (p *argParser) review(req *gitops.Request) error {
 		return p.fail("%s is not a request id; they look like shp-abcde23456 (the proposal's reply and `proposals` show them)", quote(p.args[0]))
 	}
 	req.Proposal = id
+	return nil
+}
+
+// reject checks the REQUEST-ID of reject, and that there is a reason.
+func (p *argParser) reject(req *gitops.Request) error {
+	if err := p.review(req); err != nil {
+		return err
+	}
+	if req.Why == "" {
+		return p.fail("a rejection needs a reason: --why TEXT")
+	}
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -31,6 +30,12 @@ func FuzzParse(f *testing.F) {
 		"\"\" \"\" ''",
 		"ship ship status x",
 		"promote a b to --help",
+		"rollback a b --why c to d",
+		"rollback a b --why 'c to d' --break-glass",
+		"rollback a b --why \u201cc\u201d to d",
+		"freeze a --why b until 4h",
+		"rollback a b --why c --break-glass d",
+		"restart a b \u2014break-glass --why x",
 	} {
 		f.Add(s)
 	}
@@ -122,56 +127,9 @@ func checkRequest(t *testing.T, line string, req gitops.Request) {
 	}
 }
 
-// render writes req back as a canonical chat line. It reports false when the
-// Why text would not survive the trip (a fully quoted Why loses its quotes).
+// render writes req back as a canonical chat line (Spell). It reports
+// false when no quoting keeps the reason whole, or the line is too long.
 func render(req gitops.Request) (string, bool) {
-	words := []string{string(req.Action)}
-	switch req.Action {
-	case gitops.ActionRollback:
-		words = append(words, req.App, req.Env)
-		if req.Tag != "" {
-			words = append(words, "to", req.Tag)
-		}
-	case gitops.ActionRestart:
-		words = append(words, req.App, req.Env)
-	case gitops.ActionPromote:
-		words = append(words, req.App, req.FromEnv, "to", req.Env)
-	case gitops.ActionStatus:
-		words = append(words, req.App)
-	case gitops.ActionHistory:
-		words = append(words, req.App, req.Env)
-		if req.Limit != 0 {
-			words = append(words, strconv.Itoa(req.Limit))
-		}
-	case gitops.ActionHelp:
-		if req.App != "" {
-			words = append(words, req.App)
-		}
-	case gitops.ActionFreeze:
-		words = append(words, req.Env)
-		if req.Until != "" {
-			words = append(words, "until", req.Until)
-		}
-	case gitops.ActionUnfreeze, gitops.ActionHealth:
-		words = append(words, req.Env)
-	case gitops.ActionApprove, gitops.ActionReject:
-		words = append(words, req.Proposal)
-	case gitops.ActionProposals:
-		for _, w := range []string{req.App, req.Env} {
-			if w != "" {
-				words = append(words, w)
-			}
-		}
-	}
-	if req.BreakGlass {
-		words = append(words, "--break-glass")
-	}
-	if w := req.Why; w != "" {
-		if n := len(w); n >= 2 && (w[0] == '"' || w[0] == '\'') && w[n-1] == w[0] {
-			return "", false
-		}
-		words = append(words, "--why", w)
-	}
-	s := strings.Join(words, " ")
-	return s, len(s) <= maxLineBytes
+	s, ok := spell(req)
+	return s, ok && len(s) <= maxLineBytes
 }

@@ -6,51 +6,74 @@ import (
 	"github.com/shipbot/shipbot/gitops"
 )
 
-// commands lists every command in the order help shows them. The order also
+// spec is one chat command. Adding a command is one entry in table (plus
+// its argument check, a method of argParser, and its gitops.Action).
+type spec struct {
+	action gitops.Action
+	usage  string
+	desc   string
+	// readOnly commands only read: the chat answers them while a plan
+	// waits for its requester's yes or no.
+	readOnly bool
+	// clause is the keyword of the command's clause ("to TAG", "until
+	// WHEN"): written after an unquoted --why reason, it could belong to
+	// either, and Parse asks instead of guessing.
+	clause string
+	args   func(*argParser, *gitops.Request) error
+}
+
+// table lists every command in the order help shows them. The order also
 // breaks ties when suggesting the closest command.
-var commands = []gitops.Action{
-	gitops.ActionRollback,
-	gitops.ActionRestart,
-	gitops.ActionPromote,
-	gitops.ActionStatus,
-	gitops.ActionHistory,
-	gitops.ActionHealth,
-	gitops.ActionFreeze,
-	gitops.ActionUnfreeze,
-	gitops.ActionProposals,
-	gitops.ActionApprove,
-	gitops.ActionReject,
-	gitops.ActionHelp,
+var table = []spec{
+	{action: gitops.ActionRollback, usage: "rollback APP ENV [to TAG] --why TEXT", desc: "roll APP in ENV back to the previous deploy, or to TAG", clause: "to", args: (*argParser).rollback},
+	{action: gitops.ActionRestart, usage: "restart APP ENV --why TEXT", desc: "rolling restart of APP's pods in ENV (no image change)", args: (*argParser).restart},
+	{action: gitops.ActionPromote, usage: "promote APP FROM to TO --why TEXT", desc: "deploy the image running in FROM to TO", clause: "to", args: (*argParser).promote},
+	{action: gitops.ActionStatus, usage: "status APP", desc: "show which tag of APP runs in each environment", readOnly: true, args: (*argParser).status},
+	{action: gitops.ActionHistory, usage: "history APP ENV [N]", desc: "show the last N deploys of APP in ENV (N from 1 to 100)", readOnly: true, args: (*argParser).history},
+	{action: gitops.ActionHealth, usage: "health ENV", desc: "sync and health of every app in ENV, unhealthy first", readOnly: true, args: (*argParser).health},
+	{action: gitops.ActionFreeze, usage: "freeze ENV [until WHEN] --why TEXT", desc: "block promotions to ENV (WHEN: 2026-11-28, 2026-11-28T08:00, 4h, 2d)", clause: "until", args: (*argParser).freeze},
+	{action: gitops.ActionUnfreeze, usage: "unfreeze ENV [--why TEXT]", desc: "lift a freeze of ENV", args: (*argParser).unfreeze},
+	{action: gitops.ActionFreezes, usage: "freezes", desc: "every freeze in effect (who, since, until, why) and the freeze windows", readOnly: true, args: (*argParser).freezes},
+	{action: gitops.ActionProposals, usage: "proposals [APP] [ENV]", desc: "changes waiting for review: who approved, what is missing", readOnly: true, args: (*argParser).proposals},
+	{action: gitops.ActionApprove, usage: "approve REQUEST-ID", desc: "approve a change under review (the requester never counts)", args: (*argParser).review},
+	{action: gitops.ActionReject, usage: "reject REQUEST-ID --why TEXT", desc: "reject a change under review: it is closed, nothing merges", args: (*argParser).reject},
+	{action: gitops.ActionHelp, usage: "help [COMMAND]", desc: "show this help, or the usage of one command", readOnly: true, args: (*argParser).help},
 }
 
-var usages = map[gitops.Action]string{
-	gitops.ActionRollback:  "rollback APP ENV [to TAG] --why TEXT",
-	gitops.ActionRestart:   "restart APP ENV --why TEXT",
-	gitops.ActionPromote:   "promote APP FROM to TO --why TEXT",
-	gitops.ActionStatus:    "status APP",
-	gitops.ActionHistory:   "history APP ENV [N]",
-	gitops.ActionHealth:    "health ENV",
-	gitops.ActionFreeze:    "freeze ENV [until WHEN] --why TEXT",
-	gitops.ActionUnfreeze:  "unfreeze ENV [--why TEXT]",
-	gitops.ActionProposals: "proposals [APP] [ENV]",
-	gitops.ActionApprove:   "approve REQUEST-ID",
-	gitops.ActionReject:    "reject REQUEST-ID --why TEXT",
-	gitops.ActionHelp:      "help [COMMAND]",
+// commands, usages and descriptions are views of table.
+var (
+	commands     []gitops.Action
+	usages       = map[gitops.Action]string{}
+	descriptions = map[gitops.Action]string{}
+	specs        = map[gitops.Action]*spec{}
+)
+
+func init() {
+	for i := range table {
+		s := &table[i]
+		commands = append(commands, s.action)
+		usages[s.action], descriptions[s.action], specs[s.action] = s.usage, s.desc, s
+	}
 }
 
-var descriptions = map[gitops.Action]string{
-	gitops.ActionRollback:  "roll APP in ENV back to the previous deploy, or to TAG",
-	gitops.ActionRestart:   "rolling restart of APP's pods in ENV (no image change)",
-	gitops.ActionPromote:   "deploy the image running in FROM to TO",
-	gitops.ActionStatus:    "show which tag of APP runs in each environment",
-	gitops.ActionHistory:   "show the last N deploys of APP in ENV (N from 1 to 100)",
-	gitops.ActionHealth:    "sync and health of every app in ENV, unhealthy first",
-	gitops.ActionFreeze:    "block promotions to ENV (WHEN: 2026-11-28, 2026-11-28T08:00, 4h, 2d)",
-	gitops.ActionUnfreeze:  "lift a freeze of ENV",
-	gitops.ActionProposals: "changes waiting for review: who approved, what is missing",
-	gitops.ActionApprove:   "approve a change under review (the requester never counts)",
-	gitops.ActionReject:    "reject a change under review: it is closed, nothing merges",
-	gitops.ActionHelp:      "show this help, or the usage of one command",
+// ReadOnlyCommands lists the read-only commands, comma-separated, in the
+// order help shows them.
+func ReadOnlyCommands() string {
+	var names []string
+	for _, s := range table {
+		if s.readOnly {
+			names = append(names, string(s.action))
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// ReadOnly reports whether a command only reads (status, history, health,
+// proposals, help, ...): a chat answers it even while a plan of the same
+// person waits for yes or no.
+func ReadOnly(a gitops.Action) bool {
+	s := specs[a]
+	return s != nil && s.readOnly
 }
 
 // Usage returns the one-line usage of a command, e.g.
@@ -77,8 +100,10 @@ func Help() string {
 		b.WriteString("\n")
 	}
 	b.WriteString("Start with /ship, ship or a mention of the bot, or just type the command in a DM.\n")
-	b.WriteString("--why takes the rest of the line as the reason (an incident link, an issue key, or words).\n")
-	b.WriteString("Example: rollback checkout prod to v1.4.1 --why https://acme.pagerduty.com/incidents/P1X2Y3Z\n")
+	b.WriteString("--why TEXT: the reason (an incident link, an issue key, or words) runs to the next --flag or the\n")
+	b.WriteString("end of the line; quote it (\"...\" or '...') to keep anything in it. Clauses (to TAG, until WHEN) go\n")
+	b.WriteString("before --why: written after an unquoted reason, shipbot asks which one you meant.\n")
+	b.WriteString("Example: rollback checkout prod to 1.4.1 --why https://acme.pagerduty.com/incidents/P1X2Y3Z\n")
 	return b.String()
 }
 

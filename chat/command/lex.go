@@ -8,29 +8,51 @@ import (
 	"github.com/shipbot/shipbot/gitops"
 )
 
-// token is one word before --why.
+// token is one word of a chat line, outside the --why reason.
 type token struct {
 	text string
 	// flag is set when the word starts with an unquoted "--" or '-' and a
 	// letter: "--force", "-x". A quoted "-x" is a plain word, and so are "-"
-	// and "-1".
+	// and "-1". "—until" (a typed "--" turned into a dash by smart
+	// punctuation) is the flag "--until" for the flags shipbot knows.
 	flag bool
+	// afterWhy is set for the words after the reason: the reason ended at
+	// a --flag, or was quoted.
+	afterWhy bool
 }
 
-// lexed is a chat line split into words and the --why text.
+// lexed is a chat line split into words and the --why reason.
 type lexed struct {
 	words  []token
 	hasWhy bool
-	why    string // raw text after "--why " or "--why=", untrimmed
+	// why is the reason as typed (untrimmed): without its quotes when
+	// whyQuoted, else the text from after --why up to the next --flag or
+	// the end of the line.
+	why       string
+	whyQuoted bool
+	// whyWords are the white-space separated words of an unquoted reason,
+	// at offsets whyAt in why.
+	whyWords []string
+	whyAt    []int
+	// whyEnd is the --flag that ended an unquoted reason, "" at the end
+	// of the line.
+	whyEnd string
 }
 
 // lex splits s shell-like, without any expansion: words are separated by
 // white space (any Unicode space, newlines included); single or double quotes
-// group characters, including spaces, into a word and are removed; adjacent
-// quoted and unquoted pieces join ("a"'b'c is abc); backslashes are literal.
-// Scanning stops at the first unquoted word that starts with --why (any case;
-// see whyFlag) followed by the end, a space or '=': everything after it is the
-// --why text, taken verbatim.
+// (also the curly ones smart punctuation types) group characters, including
+// spaces, into a word and are removed; adjacent quoted and unquoted pieces
+// join ("a"'b'c is abc); backslashes are literal.
+//
+// The first unquoted word that starts with --why (any case; see whyFlag)
+// followed by the end, a space or '=' starts the reason, which is either
+//   - quoted: "...", '...', “...” or ‘...’ whose first closing quote is
+//     followed by the end of the line, or by white space and a --flag or a
+//     clause keyword (to, until); words after it are lexed as usual; or
+//   - the text up to the next word that is a --flag (--break-glass,
+//     --until ...), or the end of the line, kept as typed (quotes,
+//     apostrophes, backslashes and all).
 func lex(s string) (lexed, error) {
 	var out lexed
 	i := 0
@@ -40,8 +62,12 @@ func lex(s string) (lexed, error) {
 			return out, nil
 		}
 		if rest, ok := whyFlag(s[i:]); ok {
-			out.hasWhy, out.why = true, rest
-			return out, nil
+			if out.hasWhy {
+				return out, gitops.Userf("--why is given twice: give one reason (quote it when it contains --why: --why \"...\")")
+			}
+			out.hasWhy = true
+			i = out.reason(s, len(s)-len(rest))
+			continue
 		}
 		start := i
 		var b strings.Builder
@@ -50,30 +76,157 @@ func lex(s string) (lexed, error) {
 			if unicode.IsSpace(r) {
 				break
 			}
-			if r == '"' || r == '\'' {
-				end := strings.IndexByte(s[i+1:], byte(r))
+			if closers := quoteClosers(r); closers != "" {
+				end := strings.IndexAny(s[i+n:], closers)
 				if end < 0 {
-					return out, &gitops.UserError{Message: unterminated(r)}
+					return out, &gitops.UserError{Message: out.unterminated(r)}
 				}
-				b.WriteString(s[i+1 : i+1+end])
-				i += end + 2
+				b.WriteString(s[i+n : i+n+end])
+				_, cn := utf8.DecodeRuneInString(s[i+n+end:])
+				i += n + end + cn
 				continue
 			}
 			b.WriteString(s[i : i+n])
 			i += n
 		}
 		w := b.String()
-		out.words = append(out.words, token{text: w, flag: s[start] == '-' && isFlag(w)})
+		tok := token{text: w, flag: s[start] == '-' && isFlag(w), afterWhy: out.hasWhy}
+		if f, ok := smartFlag(s[start:i]); ok {
+			tok.text, tok.flag = f, true
+		}
+		out.words = append(out.words, tok)
 	}
 }
 
-func unterminated(q rune) string {
+// reason reads the --why reason that starts at s[k:] (after "--why " or
+// "--why=") and returns where lexing goes on.
+func (out *lexed) reason(s string, k int) int {
+	k += spaceLen(s[k:])
+	if k >= len(s) {
+		return k
+	}
+	// Quoted: when the first closing quote is where the reason can end.
+	// Otherwise ('it's down', "a" and "b") the quotes are part of the text.
+	if r, n := utf8.DecodeRuneInString(s[k:]); quoteClosers(r) != "" {
+		if j := strings.IndexAny(s[k+n:], quoteClosers(r)); j >= 0 {
+			j += k + n
+			_, cn := utf8.DecodeRuneInString(s[j:])
+			if endsReason(s[j+cn:]) {
+				out.why, out.whyQuoted = s[k+n:j], true
+				return j + cn
+			}
+		}
+	}
+	// Unquoted: up to the next --flag.
+	end := k
+	for j := k; ; {
+		j += spaceLen(s[j:])
+		if j >= len(s) {
+			break
+		}
+		w := s[j : j+wordLen(s[j:])]
+		if isOption(w) {
+			out.whyEnd = w
+			break
+		}
+		out.whyWords = append(out.whyWords, w)
+		out.whyAt = append(out.whyAt, j-k)
+		j += len(w)
+		end = j
+	}
+	out.why = s[k:end]
+	return end
+}
+
+// endsReason reports whether a quoted reason may end right before rest:
+// at the end of the line, or before white space and then a --flag, a
+// clause keyword or the end.
+func endsReason(rest string) bool {
+	if rest == "" {
+		return true
+	}
+	if r, _ := utf8.DecodeRuneInString(rest); !unicode.IsSpace(r) {
+		return false
+	}
+	rest = rest[spaceLen(rest):]
+	w := rest[:wordLen(rest)]
+	return w == "" || isOption(w) || keyword(w, "to") || keyword(w, "until")
+}
+
+// wordLen is the length in bytes of the word s starts with (up to white
+// space; quotes are not special).
+func wordLen(s string) int {
+	if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
+		return i
+	}
+	return len(s)
+}
+
+// quoteClosers returns the runes that close a quote opened with r, or ""
+// when r opens none. Curly quotes close with their partner or the straight
+// quote, as phones and chat clients mix them.
+func quoteClosers(r rune) string {
+	switch r {
+	case '"':
+		return `"`
+	case '\'':
+		return "'"
+	case '\u201c', '\u201e': // “ „
+		return "\u201d\u201c\""
+	case '\u2018': // ‘
+		return "\u2019'"
+	}
+	return ""
+}
+
+// knownFlags are the flags Parse knows, without their dashes.
+var knownFlags = []string{"why", "help", "break-glass", "until"}
+
+// isOption reports whether the raw word w is a --flag that ends an unquoted
+// reason: "--" and a letter, or a flag shipbot knows typed with a dash.
+func isOption(w string) bool {
+	if len(w) > 2 && w[0] == '-' && w[1] == '-' && (w[2] >= 'a' && w[2] <= 'z' || w[2] >= 'A' && w[2] <= 'Z') {
+		return true
+	}
+	_, ok := smartFlag(w)
+	return ok
+}
+
+// smartFlag turns "—until" or "–break-glass" (smart punctuation's dashes
+// for a typed "--") into the flag it stands for, when shipbot knows it.
+func smartFlag(w string) (string, bool) {
+	for _, d := range []string{"\u2014", "\u2013"} {
+		rest, ok := strings.CutPrefix(w, d)
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, "=")
+		for _, f := range knownFlags {
+			if keyword(name, f) {
+				return "--" + rest, true
+			}
+		}
+	}
+	return "", false
+}
+
+func (out *lexed) unterminated(q rune) string {
+	if out.hasWhy && out.whyEnd != "" {
+		return "unterminated " + string(q) + " quote after " + out.whyEnd + ": " + reasonEnds(out.whyEnd)
+	}
 	other := '"'
 	if q == '"' {
 		other = '\''
 	}
 	return "unterminated " + string(q) + " quote: close it, or quote the word with " + string(other) +
 		" instead. Only names and tags may be quoted; the text after --why needs no quotes"
+}
+
+// reasonEnds explains where an unquoted reason ended, for the words read
+// as arguments after it.
+func reasonEnds(flag string) string {
+	return "the reason after --why ends at " + flag + ", and what follows is read as arguments. " +
+		"To keep it in the reason, quote the reason (--why \"...\"), or put " + flag + " before --why"
 }
 
 func isFlag(w string) bool {

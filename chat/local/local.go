@@ -1,6 +1,8 @@
 // Package local is the terminal chat: one message per line on stdin, replies
-// on stdout. Piped, it processes every line, finishes the work it started and
-// returns at end of input; in a terminal it shows a prompt.
+// on stdout, as plain text (Slack's markup is rendered away). Piped, it
+// processes every line, finishes the work it started and returns at end of
+// input; in a terminal (a Terminal) the line is edited with the arrow keys
+// and Up recalls earlier lines.
 package local
 
 import (
@@ -60,11 +62,24 @@ const maxLine = 64 * 1024
 
 // Options configure a chat session.
 type Options struct {
-	User        string
-	Channel     string
-	Interactive bool // show a prompt (stdin is a terminal)
+	User    string
+	Channel string
+	// Interactive shows a greeting and a prompt and does not echo the
+	// lines read (stdin is a terminal). RunLines implies it.
+	Interactive bool
 	Now         func() time.Time
 	Logger      *slog.Logger
+}
+
+// LineReader is input that edits and echoes its lines itself: a Terminal.
+type LineReader interface {
+	ReadLine() (string, error)
+}
+
+// prompter is output that shows the prompt itself, under the lines
+// written: a Terminal.
+type prompter interface {
+	SetPrompt(string)
 }
 
 // Chat is one local chat session.
@@ -165,18 +180,47 @@ func readLines(ctx context.Context, in io.Reader, lines chan<- input) error {
 	}
 }
 
+// readEdited sends the lines of a LineReader.
+func readEdited(ctx context.Context, in LineReader, lines chan<- input) error {
+	for {
+		text, err := in.ReadLine()
+		if err != nil {
+			return err
+		}
+		select {
+		case lines <- input{text: text, size: len(text)}:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
 // Run reads lines from in until end of input or ctx is done. A plan still
 // waiting for an answer at the end is cancelled: nothing is written without
 // yes. At the end of input it waits for the outcome of pushes the core could
 // not tell yet, and shows it.
 func (c *Chat) Run(ctx context.Context, in io.Reader) error {
+	return c.run(ctx, func(lines chan<- input) error { return readLines(ctx, in, lines) })
+}
+
+// RunLines is Run on input that edits and echoes its lines itself (a
+// Terminal): the session is interactive.
+func (c *Chat) RunLines(ctx context.Context, in LineReader) error {
+	c.o.Interactive = true
+	return c.run(ctx, func(lines chan<- input) error { return readEdited(ctx, in, lines) })
+}
+
+func (c *Chat) run(ctx context.Context, read func(chan<- input) error) error {
 	lines := make(chan input)
 	readErr := make(chan error, 1)
+	c.greet()
+	if _, ok := c.out.(prompter); ok {
+		c.prompt() // before the first line is read: the line editor shows it
+	}
 	go func() {
-		readErr <- readLines(ctx, in, lines)
+		readErr <- read(lines)
 		close(lines)
 	}()
-	c.greet()
 	for {
 		c.prompt()
 		var expire <-chan time.Time
@@ -237,13 +281,23 @@ func (c *Chat) greet() {
 func (c *Chat) prompt() {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
+	if p, ok := c.out.(prompter); ok {
+		p.SetPrompt(c.o.User + "> ")
+		return
+	}
 	if c.o.Interactive {
 		fmt.Fprintf(c.out, "%s> ", c.o.User)
 	}
 }
 
+// say shows a reply as plain text: code blocks (a diff) indented in a
+// terminal, left as they are when piped (a diff stays a diff).
 func (c *Chat) say(text string) {
-	text = strings.TrimRight(text, "\n")
+	indent := ""
+	if c.o.Interactive {
+		indent = "  "
+	}
+	text = Plain(strings.TrimRight(text, "\n"), indent)
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
 	fmt.Fprintln(c.out, text)
@@ -336,18 +390,32 @@ func (c *Chat) line(ctx context.Context, line string) {
 			return
 		}
 		c.o.User = user
+		if _, ok := c.out.(prompter); ok {
+			c.prompt() // the line editor redraws its prompt under the reply
+		}
 		c.say(fmt.Sprintf("you are now %s", user))
 		return
+	}
+	// A plan that needs a typed answer ("yes, deploy v1.4.1": a tag never
+	// deployed) is confirmed by that answer only; a bare yes is told which.
+	if p := c.pending[c.o.User]; p != nil && p.plan.Confirmation != "" {
+		if p.plan.Confirms(text) {
+			delete(c.pending, c.o.User)
+			p.plan.Answer = text
+			c.confirm(ctx, p)
+			return
+		}
+		switch strings.ToLower(text) {
+		case "yes", "y", "confirm":
+			c.say(fmt.Sprintf("your request %s needs the typed answer `%s` (or `no`); nothing was written.", p.plan.Request.ID, p.plan.Confirmation))
+			return
+		}
 	}
 	switch strings.ToLower(text) {
 	case "yes", "y", "confirm":
 		if p := c.pending[c.o.User]; p != nil {
 			delete(c.pending, c.o.User)
-			resp := c.h.Confirm(ctx, p.plan)
-			c.say(resp.Text)
-			if w, ok := c.h.(watcher); ok && w.Watches() && resp.Outcome == gitops.OutcomeCommitted {
-				c.say(w.Watch(ctx, p.plan, resp.Commit, c.say).Text)
-			}
+			c.confirm(ctx, p)
 		} else {
 			c.nothingToAnswer("confirm")
 		}
@@ -360,10 +428,10 @@ func (c *Chat) line(ctx context.Context, line string) {
 		}
 		return
 	}
-	if p := c.pending[c.o.User]; p != nil {
-		c.say(fmt.Sprintf("your request %s is waiting for `yes` or `no` first.", p.plan.Request.ID))
-		return
-	}
+	// While a plan of this user waits for yes or no, read-only commands
+	// are answered and the plan keeps waiting; anything that would plan is
+	// told to answer first.
+	waiting := c.pending[c.o.User]
 	req, err := command.Parse(text)
 	if err != nil {
 		msg := err.Error()
@@ -372,9 +440,26 @@ func (c *Chat) line(ctx context.Context, line string) {
 			msg = ue.Message
 		}
 		c.o.Logger.Info("request rejected", "user", c.o.User, "channel", c.o.Channel, "reason", msg)
+		if waiting != nil {
+			msg += fmt.Sprintf("\nyour request %s is waiting for `yes` or `no` first.", waiting.plan.Request.ID)
+		}
 		c.say(msg)
 		return
 	}
+	if waiting != nil && !command.ReadOnly(req.Action) {
+		c.say(fmt.Sprintf("your request %s is waiting for `yes` or `no` first.\n"+
+			"Answer it before asking for another change; read-only commands (%s) are answered meanwhile.",
+			waiting.plan.Request.ID, command.ReadOnlyCommands()))
+		return
+	}
+	c.handle(ctx, req, text)
+	if waiting != nil && c.pending[c.o.User] == waiting {
+		c.say(fmt.Sprintf("your request %s is still waiting for `yes` or `no`.", waiting.plan.Request.ID))
+	}
+}
+
+// handle answers one parsed request.
+func (c *Chat) handle(ctx context.Context, req gitops.Request, text string) {
 	if req.Action == gitops.ActionHelp {
 		if req.App != "" {
 			c.say(command.Usage(gitops.Action(req.App)))
@@ -394,13 +479,23 @@ func (c *Chat) line(ctx context.Context, line string) {
 			c.say(w.Watch(ctx, resp.Plan, resp.Commit, c.say).Text)
 		}
 	}
-	if resp.Outcome == gitops.OutcomeConfirm && resp.Plan != nil {
+	if resp.Outcome == gitops.OutcomeConfirm && resp.Plan != nil && c.pending[c.o.User] == nil {
 		c.pending[c.o.User] = &pending{plan: resp.Plan, deadline: c.o.Now().Add(c.h.ConfirmTimeout())}
 	}
 }
 
 // nothingToAnswer explains a yes/no from someone with no plan of their own:
 // only the requester can answer their plan.
+// confirm lands a plan its requester confirmed, and follows it in Argo CD
+// when the chat watches.
+func (c *Chat) confirm(ctx context.Context, p *pending) {
+	resp := c.h.Confirm(ctx, p.plan)
+	c.say(resp.Text)
+	if w, ok := c.h.(watcher); ok && w.Watches() && resp.Outcome == gitops.OutcomeCommitted {
+		c.say(w.Watch(ctx, p.plan, resp.Commit, c.say).Text)
+	}
+}
+
 func (c *Chat) nothingToAnswer(verb string) {
 	for _, user := range c.users() {
 		p := c.pending[user].plan

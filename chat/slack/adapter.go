@@ -675,6 +675,11 @@ func (a *Adapter) handleClick(c click) {
 		return
 	}
 	plan.Request.Groups, plan.Request.GroupsUnknown = ident.Groups, ident.GroupsUnknown
+	if plan.Confirmation != "" {
+		// The button of such a plan only fires through Slack's
+		// confirmation dialog, whose confirm text is the answer.
+		plan.Answer = plan.Confirmation
+	}
 	a.update(ctx, log, p.ref, progressMessage(plan, p.userID, ":hourglass_flowing_sand: "+note+"; committing…", "committing…", a.o.MaxDiffLines))
 	resp := a.o.Core.Confirm(ctx, plan)
 	a.o.Metrics.Request(string(plan.Request.Action), string(resp.Outcome))

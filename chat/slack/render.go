@@ -239,7 +239,17 @@ func planBlocksBy(p *gitops.Plan, who string, maxDiff int) []slackgo.Block {
 		}
 		head += fmt.Sprintf("\n:busts_in_silhouette: *needs review:* %d approval%s from %s (the requester does not count); Confirm opens a proposal, it merges once approved", r.Approvals, map[bool]string{true: "", false: "s"}[r.Approvals == 1], escape(from))
 	}
-	return []slackgo.Block{section(head), section(diffText(p.Diff, maxDiff))}
+	for _, w := range p.Warnings {
+		head += "\n:warning: *" + escape(w) + "*"
+	}
+	for _, n := range p.Notes {
+		head += "\n" + escape(n)
+	}
+	blocks := []slackgo.Block{section(head), section(diffText(p.Diff, maxDiff))}
+	if p.Checked != "" {
+		blocks = append(blocks, contextBlock(escape(p.Checked)))
+	}
+	return blocks
 }
 
 // planMessage asks the requester to confirm or cancel.
@@ -251,6 +261,19 @@ func planMessage(p *gitops.Plan, userID string, timeout string, maxDiff int) mes
 	}
 	confirm := slackgo.NewButtonBlockElement(actionConfirm, p.Request.ID, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Confirm", false, false))
 	confirm.Style = slackgo.StylePrimary
+	if p.Confirmation != "" {
+		// A plan that needs an explicit answer (a tag never deployed): the
+		// button asks again in Slack's own confirmation dialog, whose
+		// confirm text is that answer; the click counts as typing it.
+		confirm.Text = slackgo.NewTextBlockObject(slackgo.PlainTextType, "Deploy anyway…", false, false)
+		confirm.Style = slackgo.StyleDanger
+		confirm.Confirm = slackgo.NewConfirmationBlockObject(
+			slackgo.NewTextBlockObject(slackgo.PlainTextType, "Deploy a tag never deployed?", false, false),
+			slackgo.NewTextBlockObject(slackgo.MarkdownType, escape(p.To)+" is not in the repo's history of "+escape(p.Request.App)+" in any environment. Deploy it anyway?", false, false),
+			slackgo.NewTextBlockObject(slackgo.PlainTextType, truncateRunes(p.Confirmation, 30), false, false),
+			slackgo.NewTextBlockObject(slackgo.PlainTextType, "Cancel", false, false))
+		note = "*" + escape(p.To) + " was never deployed:* Confirm asks once more. " + note
+	}
 	cancel := slackgo.NewButtonBlockElement(actionCancel, p.Request.ID, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Cancel", false, false))
 	cancel.Style = slackgo.StyleDanger
 	blocks = append(blocks, contextBlock(note), slackgo.NewActionBlock(blockActions, confirm, cancel))
@@ -434,4 +457,13 @@ func outcomeIcon(o gitops.Outcome) string {
 		return ":warning:"
 	}
 	return ":information_source:"
+}
+
+// truncateRunes cuts s to at most n runes (Slack limits button texts).
+func truncateRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }

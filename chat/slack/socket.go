@@ -57,22 +57,70 @@ func (a *Adapter) RunSocketMode(ctx context.Context, client *socketmode.Client) 
 }
 
 // connectionState applies a connection event in order and reports whether
-// evt was one.
+// evt was one. Each is logged with its cause, when the event carries one
+// (why a connection failed, how long until the next attempt).
 func (a *Adapter) connectionState(evt socketmode.Event) bool {
 	switch evt.Type {
 	case socketmode.EventTypeConnected:
 		a.connected.Store(true)
 		a.log.Info("slack socket mode connected")
-	case socketmode.EventTypeConnecting, socketmode.EventTypeConnectionError, socketmode.EventTypeDisconnect:
+	case socketmode.EventTypeConnecting:
 		a.connected.Store(false)
-		a.log.Info("slack socket mode not connected", "state", string(evt.Type))
+		attrs := []any{"state", string(evt.Type)}
+		if c, ok := evt.Data.(*slackgo.ConnectingEvent); ok && c != nil {
+			attrs = append(attrs, "attempt", c.Attempt)
+		}
+		a.log.Info("slack socket mode not connected", attrs...)
+	case socketmode.EventTypeConnectionError:
+		a.connected.Store(false)
+		attrs := []any{"state", string(evt.Type)}
+		if c, ok := evt.Data.(*slackgo.ConnectionErrorEvent); ok && c != nil {
+			if c.ErrorObj != nil {
+				attrs = append(attrs, "err", c.ErrorObj.Error())
+			}
+			attrs = append(attrs, "attempt", c.Attempt, "retry_in", c.Backoff.String())
+		} else {
+			attrs = append(attrs, "err", "unknown (the client gave no cause)")
+		}
+		a.log.Warn("slack socket mode not connected", attrs...)
+	case socketmode.EventTypeDisconnect:
+		a.connected.Store(false)
+		attrs := []any{"state", string(evt.Type), "cause", "slack asked to reconnect"}
+		if evt.Request != nil && evt.Request.Reason != "" {
+			attrs = append(attrs, "reason", evt.Request.Reason)
+		}
+		a.log.Info("slack socket mode not connected", attrs...)
 	case socketmode.EventTypeInvalidAuth:
 		a.connected.Store(false)
 		a.log.Error("slack socket mode: the app token was refused (invalid_auth)")
+	case socketmode.EventTypeIncomingError, socketmode.EventTypeErrorWriteFailed, socketmode.EventTypeErrorBadMessage:
+		// Not a state change: the client reconnects if it must, and says so.
+		a.log.Warn("slack socket mode error", "state", string(evt.Type), "err", eventCause(evt))
 	default:
 		return false
 	}
 	return true
+}
+
+// eventCause is the error a socket mode error event carries.
+func eventCause(evt socketmode.Event) string {
+	switch d := evt.Data.(type) {
+	case *slackgo.IncomingEventError:
+		if d != nil && d.ErrorObj != nil {
+			return d.ErrorObj.Error()
+		}
+	case *socketmode.ErrorWriteFailed:
+		if d != nil && d.Cause != nil {
+			return d.Cause.Error()
+		}
+	case *socketmode.ErrorBadMessage:
+		if d != nil && d.Cause != nil {
+			return d.Cause.Error()
+		}
+	case error:
+		return d.Error()
+	}
+	return "unknown"
 }
 
 func (a *Adapter) ack(c *socketmode.Client, evt *socketmode.Event) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,12 +33,16 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	app := fs.String("app", "", "only this app")
 	since := fs.String("since", "", "only changes at or after this date (2006-01-02 or RFC 3339)")
 	format := fs.String("format", "table", "table, json or csv")
+	failOn := fs.String("fail-on", "", "exit 1 when a record carries one of these flags (comma-separated: "+strings.Join(gitops.AuditFlags, ", ")+")")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	gate, err := failOnFlags(*failOn)
+	if err != nil {
+		return usageError{err}
+	}
 	var from time.Time
 	if *since != "" {
-		var err error
 		if from, err = parseDate(*since); err != nil {
 			return usageError{err}
 		}
@@ -60,7 +65,58 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return writeAudit(stdout, *format, records)
+	if err := writeAudit(stdout, *format, records); err != nil {
+		return err
+	}
+	return gateAudit(stderr, gate, records)
+}
+
+// failOnFlags reads --fail-on: flags an audit record can carry.
+func failOnFlags(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !slices.Contains(gitops.AuditFlags, f) {
+			return nil, fmt.Errorf("--fail-on %q: not a flag; the flags are %s", f, strings.Join(gitops.AuditFlags, ", "))
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// gateAudit fails the audit (exit status 1, after the records were
+// written) when a record carries a flag of gate, and says which on stderr.
+func gateAudit(stderr io.Writer, gate []string, records []gitops.AuditRecord) error {
+	if len(gate) == 0 {
+		return nil
+	}
+	count := map[string]int{}
+	failed := 0
+	for _, r := range records {
+		hit := false
+		for _, f := range r.Flags {
+			if slices.Contains(gate, f) {
+				count[f]++
+				hit = true
+			}
+		}
+		if hit {
+			failed++
+		}
+	}
+	if failed == 0 {
+		return nil
+	}
+	var parts []string
+	for _, f := range gate {
+		if count[f] > 0 {
+			parts = append(parts, fmt.Sprintf("%s (%d)", f, count[f]))
+		}
+	}
+	fmt.Fprintf(stderr, "shipbot audit: %d record(s) carry a flag of --fail-on: %s\n", failed, strings.Join(parts, ", "))
+	return exitCode(1)
 }
 
 func parseDate(s string) (time.Time, error) {

@@ -37,20 +37,23 @@ const usage = `shipbot: ChatOps for GitOps environment repos.
 
 Usage:
   shipbot demo [--dir DIR] [--as USER]        run the local demo (creates DIR once, default .shipbot-demo)
-  shipbot chat --config FILE --as USER [--channel CH]
+  shipbot chat --config FILE --as USER [--channel CH] [--log FILE]
                                               chat on stdin/stdout against the configured repo
-  shipbot serve --config FILE                 run shipbot in Slack (SHIPBOT_SLACK_* environment, docs/slack.md)
-  shipbot check --config FILE                 validate a config, its policy and signing key, then exit
+  shipbot serve --config FILE                 run shipbot in Slack (SHIPBOT_* environment: serve --help)
+  shipbot check --config FILE [--offline]     validate a config and everything it names (policy, keys, tokens,
+                                              Slack settings, the repo's apps), report every problem, then exit
   shipbot policy explain --config FILE --as USER [--channel CH] ACTION APP ENV
                                               the decision and the rules behind it (exit 1: denied)
   shipbot policy test [--config FILE] TESTFILE
                                               run a table of expected decisions (policy as code)
   shipbot audit [--config FILE] [--env E] [--app A] [--since DATE] [--format table|json|csv]
-                                              every change of a managed app from the repo's history,
-                                              with signature checks and flags
-  shipbot version
+                [--fail-on FLAG,...]          every change of a managed app, freeze and unfreeze from the
+                                              repo's history, with signature checks and flags (exit 1
+                                              when a record carries a --fail-on flag)
+  shipbot version                             the version, commit and toolchain of this binary
 
-In chat, type "help" for the commands, "/as USER" to switch who is speaking.
+shipbot COMMAND --help shows the flags of a command. In chat, type "help" for the commands,
+"/as USER" to switch who is speaking.
 `
 
 var version = "dev"
@@ -83,7 +86,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "policy":
 		err = runPolicy(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "shipbot", version)
+		fmt.Fprintln(stdout, versionString())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -92,8 +95,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	var ue usageError
 	var code exitCode
+	var help helpShown
 	switch {
 	case err == nil:
+		return 0
+	case errors.As(err, &help):
+		fmt.Fprint(stdout, help.text) // asked for with --help: not an error
 		return 0
 	case errors.As(err, &code):
 		return int(code) // the command printed its result already
@@ -121,7 +128,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 		fs.SetOutput(&b)
 		fs.PrintDefaults()
 		if errors.Is(err, flag.ErrHelp) {
-			return usageError{fmt.Errorf("flags:\n%s", b.String())}
+			return helpFor(fs)
 		}
 		return usageError{fmt.Errorf("%w\nflags:\n%s", err, b.String())}
 	}
@@ -156,7 +163,7 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	defer logFile.Close()
-	return chat(ctx, cfgPath, *as, "", stdin, stdout, slog.New(slog.NewJSONHandler(logFile, nil)))
+	return chat(ctx, cfgPath, *as, "", stdin, stdout, slog.New(slog.NewJSONHandler(logFile, nil)), filepath.Join(*dir, "history"))
 }
 
 func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -164,6 +171,7 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	cfgPath := fs.String("config", "", "config file (shipbot.yaml)")
 	as := fs.String("as", "", "who you are in the chat (policy subject)")
 	channel := fs.String("channel", "", "chat channel (default: chat.channel of the config)")
+	logTo := fs.String("log", "", "JSON log file, - for stderr (default: shipbot.log beside the config when stderr is a terminal, else stderr)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -173,53 +181,15 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err := local.ValidUser(*as); err != nil {
 		return usageError{err}
 	}
-	return chat(ctx, *cfgPath, *as, *channel, stdin, stdout, slog.New(slog.NewJSONHandler(stderr, nil)))
-}
-
-func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flags("check", stderr)
-	cfgPath := fs.String("config", "", "config file (shipbot.yaml)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *cfgPath == "" {
-		return usageError{errors.New("--config is required")}
-	}
-	cfg, err := config.Load(*cfgPath)
+	log, logPath, closeLog, err := chatLog(*logTo, *cfgPath, stderr)
 	if err != nil {
 		return err
 	}
-	authz, err := policy.NewEnforcer(cfg.PolicyModel, cfg.PolicyFile)
-	if err != nil {
-		return err
+	defer closeLog()
+	if logPath != "" {
+		fmt.Fprintf(stderr, "shipbot chat: logs go to %s\n", logPath)
 	}
-	if _, err := loadSigner(cfg.Signing); err != nil {
-		return err
-	}
-	// Review lines whose approvals can't all be given, in the environments
-	// each app is deployed to: an error; a quorum a requester who is one of
-	// the approvers would break: a warning.
-	apps := map[string][]string{}
-	for app, envs := range cfg.Catalog.Apps {
-		for env := range envs {
-			apps[app] = append(apps[app], env)
-		}
-	}
-	errs, warnings, err := authz.ReviewProblems(ctx, apps)
-	if err != nil {
-		return err
-	}
-	for _, w := range warnings {
-		fmt.Fprintf(stdout, "warning: %s\n", w)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%d review line problem(s): changes they match could never merge:\n  - %s", len(errs), strings.Join(errs, "\n  - "))
-	}
-	if cfg.Forge == nil && authz.HasReviews() {
-		fmt.Fprintf(stdout, "warning: the policy has review lines but %s has no forge: section, so changes they match are refused\n", *cfgPath)
-	}
-	fmt.Fprintf(stdout, "%s is valid: %d environments, %d apps\n", *cfgPath, len(cfg.Catalog.Envs), len(cfg.Catalog.Apps))
-	return nil
+	return chat(ctx, *cfgPath, *as, *channel, stdin, stdout, log, "")
 }
 
 // Main is a wired shipbot.
@@ -472,7 +442,9 @@ func signerOrNil(s sign.Signer) git.Signer {
 	return s
 }
 
-func chat(ctx context.Context, cfgPath, user, channel string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+// chat runs the local chat; history, when set, is the file that keeps the
+// lines typed in a terminal.
+func chat(ctx context.Context, cfgPath, user, channel string, stdin io.Reader, stdout io.Writer, log *slog.Logger, history string) error {
 	notify := &lateNotifier{}
 	m, err := newMain(ctx, cfgPath, log, true, wiring{notifier: notify})
 	if err != nil {
@@ -482,19 +454,18 @@ func chat(ctx context.Context, cfgPath, user, channel string, stdin io.Reader, s
 	if channel == "" {
 		channel = m.Config.Channel
 	}
-	c, err := local.New(m.Service, stdout, local.Options{User: user, Channel: channel, Interactive: isTerminal(stdin), Logger: log})
+	cio, err := openChatIO(stdin, stdout, history)
+	if err != nil {
+		return err
+	}
+	defer cio.close() // the terminal leaves raw mode before anything else is printed
+	c, err := local.New(m.Service, cio.out, local.Options{User: user, Channel: channel, Interactive: cio.interactive, Logger: log})
 	if err != nil {
 		return usageError{err}
 	}
 	notify.set(c) // late news (a push's outcome, a proposal's) go to the chat
-	return c.Run(ctx, stdin)
-}
-
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
+	if cio.lines != nil {
+		return c.RunLines(ctx, cio.lines)
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return c.Run(ctx, cio.in)
 }

@@ -200,7 +200,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 			fs.SetOutput(&b)
 			fs.PrintDefaults()
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, usageError{fmt.Errorf("flags:\n%s", b.String())}
+				return nil, helpFor(fs)
 			}
 			return nil, usageError{fmt.Errorf("%w\nflags:\n%s", err, b.String())}
 		}

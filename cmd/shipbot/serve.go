@@ -58,7 +58,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	log.Info("shipbot serve starting", "version", version, "config", *cfgPath, "slack", scfg)
+	log.Info("shipbot serve starting", "version", versionString(), "config", *cfgPath, "slack", scfg)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -76,7 +76,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	auth, err := client.AuthTestContext(authCtx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("slack refused the bot token (auth.test: %v); check %s", err, chatslack.EnvBotTokenFile)
+		return chatslack.AuthTestError(err, chatslack.EnvBotTokenFile, scfg.APIURL)
 	}
 	log.Info("slack bot identified", "team", auth.Team, "team_id", auth.TeamID, "bot_user", auth.UserID)
 	api := chatslack.WithRateLimit(client, chatslack.RateLimit{}, log, metrics)

@@ -208,6 +208,64 @@ type Config struct {
 	// SHIPBOT_* environment variable that overrides each.
 	Slack   map[string]string
 	Catalog *gitops.Catalog
+
+	// lines is the line of every key path of the file; problems are the
+	// key paths problems were reported at (LoadForCheck).
+	lines    map[string]int
+	problems []string
+}
+
+// Where names a key path of the file for a problem: "signing.key (line
+// 12)", or the key path alone when the file does not set it.
+func (c *Config) Where(key string) string {
+	if line, ok := c.lines[key]; ok {
+		return fmt.Sprintf("%s (line %d)", key, line)
+	}
+	return key
+}
+
+// Set reports whether the file sets key.
+func (c *Config) Set(key string) bool {
+	_, ok := c.lines[key]
+	return ok
+}
+
+// HasProblem reports whether a problem was reported at key or under it
+// (LoadForCheck).
+func (c *Config) HasProblem(key string) bool {
+	for _, p := range c.problems {
+		if p == key || strings.HasPrefix(p, key+".") || strings.HasPrefix(p, key+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// slackKeys maps the variables `shipbot serve` reads to the slack: keys of
+// the file that set them (a secret's value variable to its file's key).
+var slackKeys = map[string]string{
+	"SHIPBOT_SLACK_MODE": "slack.mode", "SHIPBOT_SLACK_BOT_TOKEN_FILE": "slack.botTokenFile", "SHIPBOT_SLACK_BOT_TOKEN": "slack.botTokenFile",
+	"SHIPBOT_SLACK_APP_TOKEN_FILE": "slack.appTokenFile", "SHIPBOT_SLACK_APP_TOKEN": "slack.appTokenFile",
+	"SHIPBOT_SLACK_SIGNING_SECRET_FILE": "slack.signingSecretFile", "SHIPBOT_SLACK_SIGNING_SECRET": "slack.signingSecretFile",
+	"SHIPBOT_LISTEN": "slack.listen", "SHIPBOT_SLACK_API_URL": "slack.apiURL", "SHIPBOT_SLACK_COMMAND": "slack.command",
+	"SHIPBOT_SLACK_EMAIL_DOMAINS": "slack.emailDomains", "SHIPBOT_SLACK_SUBJECTS_FILE": "slack.subjectsFile",
+	"SHIPBOT_SLACK_USERGROUPS": "slack.userGroups", "SHIPBOT_SLACK_CACHE_TTL": "slack.cacheTTL",
+	"SHIPBOT_SLACK_REVIEW_CHANNEL": "slack.reviewChannel",
+}
+
+// SlackKey returns the slack: key of the file that sets the variable env
+// ("" when the file has none for it).
+func SlackKey(env string) string { return slackKeys[env] }
+
+// SlackVariables are the variables of serve's Slack settings, each with a
+// key in the file.
+func SlackVariables() []string {
+	out := make([]string, 0, len(slackKeys))
+	for k := range slackKeys {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // kubeVersion is what a Kubernetes version may look like (1.31, 1.31.0).
@@ -314,6 +372,27 @@ func Load(file string) (*Config, error) {
 
 // Parse validates config data; file names it in errors and anchors relative paths.
 func Parse(file string, data []byte) (*Config, error) {
+	cfg, err := parse(file, data)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadForCheck reads a config file like Load and, when the file has
+// problems, returns them (a *Error) together with what could be read, so
+// that `shipbot check` can go on and validate what the rest names (policy,
+// keys, tokens) in the same run. The Config is nil only when the file can't
+// be read or is not YAML. HasProblem tells which keys had problems.
+func LoadForCheck(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return parse(file, data)
+}
+
+func parse(file string, data []byte) (*Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &Error{File: file, Problems: []string{fmt.Sprintf("not valid YAML: %v", err)}}
@@ -342,8 +421,9 @@ func Parse(file string, data []byte) (*Config, error) {
 		v.index("", doc.Content[0])
 	}
 	cfg := v.check(file, &f)
+	cfg.lines, cfg.problems = v.lines, v.keys
 	if len(v.problems) > 0 {
-		return nil, &Error{File: file, Problems: v.problems}
+		return cfg, &Error{File: file, Problems: v.problems}
 	}
 	return cfg, nil
 }
@@ -351,6 +431,7 @@ func Parse(file string, data []byte) (*Config, error) {
 type validator struct {
 	lines    map[string]int
 	problems []string
+	keys     []string // the key path of each problem reported with addf
 }
 
 // index records the line of every key path, e.g. "apps.checkout.envs.prod.path".
@@ -390,6 +471,7 @@ func (v *validator) addf(p, format string, args ...any) {
 		q = q[:i]
 	}
 	v.problems = append(v.problems, where+": "+fmt.Sprintf(format, args...))
+	v.keys = append(v.keys, p)
 }
 
 func (v *validator) check(file string, f *File) *Config {
