@@ -492,7 +492,27 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 		return nil, s.rejected(log, req, err)
 	}
 	p.Review = decision.Review
+	s.syncHold(ctx, log, p)
 	return p, Response{}
+}
+
+// syncHold notes in the plan when an Argo CD sync window holds syncs of
+// the app now: the commit would land, the rollout would wait. A window that
+// can't be read is logged, not a refusal.
+func (s *Service) syncHold(ctx context.Context, log *slog.Logger, p *Plan) {
+	w, ok := s.o.Watcher.(SyncWindows)
+	if !ok || p.Request.Action == ActionFreeze || p.Request.Action == ActionUnfreeze {
+		return
+	}
+	now := s.o.Now()
+	hold, err := w.SyncHold(ctx, p.Target, now)
+	if err != nil {
+		log.Warn("sync windows could not be read", "app", p.Target.App, "env", p.Target.Env, "err", err)
+		return
+	}
+	if d := hold.Describe(now); d != "" {
+		p.Warnings = append(p.Warnings, d+": the commit lands now, the rollout waits for the window")
+	}
 }
 
 func (s *Service) path(app string) []string {

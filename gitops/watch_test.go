@@ -325,3 +325,33 @@ func TestWatchTimeoutWithPreviousRevisionDegraded(t *testing.T) {
 	}
 	wantText(t, got.Text, "could not confirm that checkout prod 1.4.1 is live: checkout-prod was not Synced and Healthy after 5 min 00 s")
 }
+
+// heldWatcher is a watcher whose app a sync window holds.
+type heldWatcher struct {
+	FakeWatcher
+	hold gitops.SyncHold
+	err  error
+}
+
+func (h *heldWatcher) SyncHold(context.Context, gitops.Target, time.Time) (gitops.SyncHold, error) {
+	return h.hold, h.err
+}
+
+// A plan says, before yes, when an Argo CD sync window holds the app's
+// syncs; a window that can't be read changes nothing.
+func TestPlanSaysWhenASyncWindowHolds(t *testing.T) {
+	until := time.Date(2026, 11, 21, 18, 0, 0, 0, time.UTC)
+	w := &heldWatcher{hold: gitops.SyncHold{Held: true, App: "checkout-prod", Until: until}}
+	f := newFixtureWith(t, 0, func(o *gitops.ServiceOptions) { o.Watcher = w })
+	req := gitops.Request{ID: gitops.NewRequestID("w1"), Action: gitops.ActionRollback, App: "checkout", Env: "prod", Why: "OPS-1", User: "alice"}
+	resp := f.svc.Handle(context.Background(), req)
+	if resp.Outcome != gitops.OutcomeConfirm || !strings.Contains(resp.Text, "an Argo CD sync window holds syncs of checkout-prod until") ||
+		!strings.Contains(resp.Text, "the rollout waits for the window") {
+		t.Fatalf("%s: %s", resp.Outcome, resp.Text)
+	}
+	w.hold, w.err = gitops.SyncHold{}, errors.New("argocd: connection refused")
+	req.ID = gitops.NewRequestID("w2")
+	if resp := f.svc.Handle(context.Background(), req); resp.Outcome != gitops.OutcomeConfirm || strings.Contains(resp.Text, "sync window") {
+		t.Fatalf("unreadable windows: %s: %s", resp.Outcome, resp.Text)
+	}
+}
