@@ -128,13 +128,13 @@ func parseDate(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since %q: write a date like 2026-11-01 or 2026-11-01T08:00:00Z", s)
 }
 
-var auditColumns = []string{"time", "commit", "action", "app", "env", "from", "to", "requested_by", "approved_by", "justification", "request_id", "via", "signature", "flags", "authorized_by"}
+var auditColumns = []string{"time", "commit", "action", "app", "env", "from", "to", "requested_by", "approved_by", "justification", "request_id", "via", "signature", "flags", "authorized_by", "break_glass"}
 
 func auditRow(r gitops.AuditRecord) []string {
 	return []string{
 		r.Time.Format(time.RFC3339), r.Commit, r.Action, r.App, r.Env, r.From, r.To, r.RequestedBy,
 		strings.Join(r.ApprovedBy, ";"), r.Justification, r.RequestID, r.Via, r.Signature, strings.Join(r.Flags, ";"),
-		r.AuthorizedBy, // last: columns are only ever added at the end
+		r.AuthorizedBy, r.BreakGlass, // columns are only ever added at the end
 	}
 }
 
