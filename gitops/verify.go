@@ -48,7 +48,7 @@ func (s *Service) verify(ctx context.Context, snap *repo.Snapshot, p *Plan) erro
 	case !v.Rendered:
 		p.Checked = "not checked by rendering: " + v.Reason
 	case len(v.Workloads) > 0:
-		p.Checked = fmt.Sprintf("checked by rendering (%s): %s %s, nothing else changes", v.Renderer, strings.Join(v.Workloads, ", "), effect(p))
+		p.Checked = fmt.Sprintf("checked by rendering (%s): %s %s, nothing else changes", v.Renderer, strings.Join(v.Workloads, ", "), effect(p, len(v.Workloads)))
 	default:
 		p.Checked = fmt.Sprintf("checked by rendering (%s): nothing else changes", v.Renderer)
 	}
@@ -56,9 +56,10 @@ func (s *Service) verify(ctx context.Context, snap *repo.Snapshot, p *Plan) erro
 }
 
 // effect is what the change does to the app's workloads, for Checked.
-func effect(p *Plan) string {
-	if p.Request.Action == ActionRestart {
-		return "restart"
+func effect(p *Plan, n int) string {
+	verb := map[bool]string{true: "restarts", false: "restart"}[n == 1]
+	if p.Request.Action != ActionRestart {
+		verb = map[bool]string{true: "runs", false: "run"}[n == 1] + " " + p.To
 	}
-	return "run " + p.To
+	return verb
 }

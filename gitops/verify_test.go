@@ -37,7 +37,7 @@ func TestPlanIsCheckedByRendering(t *testing.T) {
 	ctx := context.Background()
 
 	resp := f.svc.Handle(ctx, gitops.Request{ID: gitops.NewRequestID("r1"), Action: gitops.ActionRestart, App: "web", Env: "prod", Why: "OPS-1", User: "alice"})
-	if resp.Outcome != gitops.OutcomeConfirm || !strings.Contains(resp.Text, "checked by rendering (kustomize v5.4.2 (in-process)): Deployment/web restart, nothing else changes") {
+	if resp.Outcome != gitops.OutcomeConfirm || !strings.Contains(resp.Text, "checked by rendering (kustomize v5.4.2 (in-process)): Deployment/web restarts, nothing else changes") {
 		t.Fatalf("%s: %s", resp.Outcome, resp.Text)
 	}
 
