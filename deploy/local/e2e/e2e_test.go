@@ -211,15 +211,17 @@ func (s *session) expect(t *testing.T, re string, timeout time.Duration, fail ..
 	}
 }
 
-// confirm sends a request, answers yes and returns the pushed commit (as
+// confirm sends a request, answers as the plan asks and returns the pushed commit (as
 // printed, abbreviated) and when the push was reported.
 func confirm(t *testing.T, as, request string) (string, time.Time) {
 	t.Helper()
 	chat.send(t, "/as "+as)
 	chat.expect(t, `you are now `+as, 10*time.Second)
 	chat.send(t, request)
-	chat.expect(t, "Reply `yes`", 30*time.Second, `denied|not allowed|can't|cannot|nothing to change`)
-	chat.send(t, "yes")
+	// The answer the plan asks for: `yes`, or the typed one for a tag
+	// never deployed (`yes, deploy TAG`).
+	ans, _ := chat.expect(t, "Reply `(yes[^`]*)`", 30*time.Second, `denied|not allowed|can't|cannot|nothing to change`)
+	chat.send(t, ans[1])
 	m, at := chat.expect(t, `commit ([0-9a-f]{7,}) pushed`, 60*time.Second)
 	return m[1], at
 }
