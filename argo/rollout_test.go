@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,21 +28,7 @@ var checkoutProdApp = gitops.Target{App: "checkout", Env: "prod", ArgoApp: "chec
 // to 1.4.1 (or the restart given).
 func watchChange(t *testing.T, f *fakeArgo, c gitops.WatchedChange, mod func(*WatcherOptions)) watchResult {
 	t.Helper()
-	var logs syncBuffer
-	o := WatcherOptions{
-		RepoURL: "https://GitHub.com/acme/env/", Branch: "main",
-		Timeout:    10 * time.Second,
-		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond,
-		StreamIdle: 10 * time.Second,
-		Logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
-	if mod != nil {
-		mod(&o)
-	}
-	w, err := NewWatcher(f.client(t), o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, logs := testWatcher(t, f, mod)
 	if c.Target.App == "" {
 		c.Target = checkoutProdApp
 	}

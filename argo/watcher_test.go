@@ -58,21 +58,7 @@ type watchResult struct {
 // timeout; mod changes the options.
 func watch(t *testing.T, f *fakeArgo, tg gitops.Target, mod func(*WatcherOptions)) watchResult {
 	t.Helper()
-	var logs syncBuffer
-	o := WatcherOptions{
-		RepoURL: "https://GitHub.com/acme/env/", Branch: "main",
-		Timeout:    10 * time.Second,
-		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond,
-		StreamIdle: 10 * time.Second,
-		Logger:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
-	if mod != nil {
-		mod(&o)
-	}
-	w, err := NewWatcher(f.client(t), o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, logs := testWatcher(t, f, mod)
 	var res watchResult
 	res.status, res.err = w.Watch(context.Background(), tg, newRev, func(st gitops.SyncStatus) {
 		res.progress = append(res.progress, st)
@@ -85,6 +71,28 @@ func watch(t *testing.T, f *fakeArgo, tg gitops.Target, mod func(*WatcherOptions
 		t.Errorf("the error shows the token: %v", res.err)
 	}
 	return res
+}
+
+// testWatcher is a Watcher of f with short pauses, a generous timeout and
+// a debug log; mod changes the options.
+func testWatcher(t *testing.T, f *fakeArgo, mod func(*WatcherOptions)) (*Watcher, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	o := WatcherOptions{
+		RepoURL: "https://GitHub.com/acme/env/", Branch: "main",
+		Timeout:    10 * time.Second,
+		BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond,
+		StreamIdle: 10 * time.Second,
+		Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	w, err := NewWatcher(f.client(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, logs
 }
 
 // wantUserError checks that err is a *gitops.UserError wrapping sentinel
