@@ -40,11 +40,16 @@ fuzz:
 		$(GO) test ./gitops/edit -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; done
 
 # Monorepo benchmarks (issue 3): 1,000 apps x 3 envs, 10,000 commits, served over
-# smart HTTP on 127.0.0.1, each beside the git CLI doing the same work. Ends
-# with the summary, one `name: value` a line.
+# smart HTTP on 127.0.0.1, each beside the git CLI doing the same work; then
+# (issue 13) a restart up to the first rollback plan, the cold clone's peak
+# RSS in a child process, and the same commits on a clone aged by 8,000
+# requests and 300 fetches. Ends with the summary, one `name: value` a line.
+# BENCHFLAGS adds flags, e.g. -bench.age.nomaint (also an aged clone without
+# maintenance: the "before") or -bench.age.requests=20000.
 BENCHTIME ?= 5x
+BENCHFLAGS ?=
 bench:
-	$(GO) test ./gitops/internal/bench/ -run '^$$' -bench Monorepo -benchtime $(BENCHTIME) -timeout 40m -bench.summary $(CURDIR)/bench-summary.txt
+	$(GO) test ./gitops/internal/bench/ -run '^$$' -bench Monorepo -benchtime $(BENCHTIME) -timeout 60m -bench.summary $(CURDIR)/bench-summary.txt $(BENCHFLAGS)
 	@echo; cat bench-summary.txt
 	$(MAKE) bench-review
 

@@ -30,6 +30,9 @@ type Index struct {
 	pos      map[plumbing.Hash]int
 	changes  map[string][]Change // path -> changes, oldest first
 	dirs     map[string][]string // dir -> paths of files ever seen directly in it, sorted
+
+	loaded int // commits read from the persisted index
+	diffed int // commits diffed by Update in this process
 }
 
 // Change is one commit's change of one path. Blob is zero when the commit
@@ -44,6 +47,14 @@ func NewIndex(r *Repo) *Index {
 	return &Index{repo: r, pos: map[plumbing.Hash]int{}, changes: map[string][]Change{}, dirs: map[string][]string{}}
 }
 
+// Stats says how the index came about: how many of its commits were read
+// from the index persisted in the cache and how many diffed here.
+func (ix *Index) Stats() (loaded, diffed int) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.loaded, ix.diffed
+}
+
 // Len is the number of commits indexed.
 func (ix *Index) Len() int {
 	ix.mu.RLock()
@@ -51,22 +62,29 @@ func (ix *Index) Len() int {
 	return len(ix.commits)
 }
 
-// IndexAt returns the history index updated to tip. A rewritten history
-// gets a fresh index; readers holding the old one keep a consistent view.
+// IndexAt returns the history index updated to tip. The first use loads the
+// index persisted in the cache (see indexfile.go). A rewritten history gets
+// a new index, which keeps the commits the old and the new history share;
+// readers holding the old one keep a consistent view.
 func (r *Repo) IndexAt(ctx context.Context, tip plumbing.Hash) (*Index, error) {
+	r.loadIndex()
 	ix := r.index.Load()
 	err := ix.Update(ctx, tip)
-	if errors.Is(err, errForked) {
+	var fork *forkedError
+	if errors.As(err, &fork) {
 		fresh := NewIndex(r)
+		if fork.shared > 0 {
+			fresh = ix.truncated(fork.shared)
+		}
 		if err := fresh.Update(ctx, tip); err != nil {
 			return nil, err
 		}
 		r.index.CompareAndSwap(ix, fresh)
-		return fresh, nil
-	}
-	if err != nil {
+		ix = fresh
+	} else if err != nil {
 		return nil, err
 	}
+	r.saveIndex(false)
 	return ix, nil
 }
 
@@ -85,13 +103,18 @@ func (ix *Index) Pos(h plumbing.Hash) (int, bool) {
 	return p, ok
 }
 
-// errForked means tip does not extend the indexed history (a force push).
-var errForked = errors.New("history was rewritten")
+// forkedError means tip does not extend the indexed history (a force
+// push): the two share their first shared commits only.
+type forkedError struct{ shared int }
+
+func (e *forkedError) Error() string {
+	return fmt.Sprintf("history was rewritten after its first %d commits", e.shared)
+}
 
 // Update extends the index up to tip: only commits not yet indexed are read.
 // Updates are serialized; readers see the new commits all at once. If tip
-// does not extend the indexed history, Update returns errForked and changes
-// nothing (Repo.IndexAt then builds a fresh index).
+// does not extend the indexed history, Update returns a *forkedError and changes
+// nothing (Repo.IndexAt then builds a new index).
 func (ix *Index) Update(ctx context.Context, tip plumbing.Hash) error {
 	ix.updateMu.Lock()
 	defer ix.updateMu.Unlock()
@@ -123,10 +146,15 @@ func (ix *Index) Update(ctx context.Context, tip plumbing.Hash) error {
 	}
 	ix.mu.RLock()
 	n := len(ix.commits)
-	extends := (h.IsZero() && n == 0) || (!h.IsZero() && ix.pos[h] == n-1)
+	met, ok := ix.pos[h]
+	extends := (h.IsZero() && n == 0) || (ok && met == n-1)
 	ix.mu.RUnlock()
 	if !extends {
-		return errForked
+		shared := 0
+		if ok {
+			shared = met + 1
+		}
+		return &forkedError{shared: shared}
 	}
 	var baseTree plumbing.Hash
 	if !h.IsZero() {
@@ -178,6 +206,7 @@ func (ix *Index) Update(ctx context.Context, tip plumbing.Hash) error {
 		ix.commits = append(ix.commits, chain[i].hash)
 		ix.pos[chain[i].hash] = pos
 	}
+	ix.diffed += len(chain)
 	return nil
 }
 
