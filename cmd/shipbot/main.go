@@ -325,7 +325,7 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		return nil, fmt.Errorf("%s: render: %w", cfgPath, err)
 	}
 	var gh *github.Forge
-	ropts := repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir}
+	ropts := repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir, Maintenance: cfg.Maintenance, Logger: log}
 	if f := cfg.Forge; f != nil && f.GitHub != nil {
 		if gh, err = newGitHubForge(f.GitHub, log); err != nil {
 			return nil, fmt.Errorf("%s: forge.github: %w", cfgPath, err)
@@ -389,6 +389,9 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		FreezeBlocks:    cfg.FreezeBlocks,
 		Logger:          log,
 		ConfirmTimeout:  cfg.ConfirmTimeout,
+		PushTimeout:     cfg.PushTimeout,
+		ResolveTimeout:  cfg.ResolveTimeout,
+		ResolveBackoff:  cfg.ResolveBackoff,
 	})
 	if err != nil {
 		r.Close()

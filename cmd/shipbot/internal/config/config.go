@@ -18,6 +18,7 @@ import (
 
 	"github.com/shipbot/shipbot/gitops"
 	"github.com/shipbot/shipbot/gitops/edit"
+	"github.com/shipbot/shipbot/gitops/repo"
 	"github.com/shipbot/shipbot/policy"
 )
 
@@ -27,6 +28,21 @@ type File struct {
 		URL      string `yaml:"url"`
 		Branch   string `yaml:"branch"`
 		CacheDir string `yaml:"cacheDir"`
+		// PushTimeout bounds one push (default 30s); a push whose outcome
+		// is unknown is looked into in the background for ResolveTimeout
+		// (default 15m), the first look after ResolveBackoff (default 2s,
+		// doubling up to a minute).
+		PushTimeout    string `yaml:"pushTimeout"`
+		ResolveTimeout string `yaml:"resolveTimeout"`
+		ResolveBackoff string `yaml:"resolveBackoff"`
+		// Maintenance keeps the warm clone packed (defaults: 1500 loose
+		// objects, 12 packs, every 1h); disabled: true turns it off.
+		Maintenance struct {
+			Disabled     bool   `yaml:"disabled"`
+			LooseObjects int    `yaml:"looseObjects"`
+			Packs        int    `yaml:"packs"`
+			Interval     string `yaml:"interval"`
+		} `yaml:"maintenance"`
 	} `yaml:"repo"`
 	Committer struct {
 		Name  string `yaml:"name"`
@@ -184,6 +200,11 @@ type Config struct {
 	RepoURL        string
 	Branch         string
 	CacheDir       string
+	// PushTimeout, ResolveTimeout and ResolveBackoff: pushes and the
+	// background looks at unknown push outcomes (0 = the service's default).
+	PushTimeout, ResolveTimeout, ResolveBackoff time.Duration
+	// Maintenance: how the warm clone is kept packed.
+	Maintenance    repo.Maintenance
 	Committer      gitops.Person
 	EmailDomain    string
 	PolicyModel    string // "" = the embedded default model
@@ -474,6 +495,20 @@ func (v *validator) addf(p, format string, args ...any) {
 	v.keys = append(v.keys, p)
 }
 
+// duration parses an optional positive duration at key p ("" = 0, the
+// default of whoever reads it).
+func (v *validator) duration(p, s string) time.Duration {
+	if s == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		v.addf(p, "%q is not a positive duration; write e.g. 30s or 5m", s)
+		return 0
+	}
+	return d
+}
+
 func (v *validator) check(file string, f *File) *Config {
 	base := filepath.Dir(file)
 	if a, err := filepath.Abs(base); err == nil {
@@ -505,6 +540,17 @@ func (v *validator) check(file string, f *File) *Config {
 	cfg.CacheDir = abs(f.Repo.CacheDir)
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = filepath.Join(base, ".shipbot-cache")
+	}
+	cfg.PushTimeout = v.duration("repo.pushTimeout", f.Repo.PushTimeout)
+	cfg.ResolveTimeout = v.duration("repo.resolveTimeout", f.Repo.ResolveTimeout)
+	cfg.ResolveBackoff = v.duration("repo.resolveBackoff", f.Repo.ResolveBackoff)
+	m := f.Repo.Maintenance
+	cfg.Maintenance = repo.Maintenance{Disabled: m.Disabled, LooseObjects: m.LooseObjects, Packs: m.Packs, Interval: v.duration("repo.maintenance.interval", m.Interval)}
+	if m.LooseObjects < 0 {
+		v.addf("repo.maintenance.looseObjects", "%d is negative; write a count, e.g. 1500", m.LooseObjects)
+	}
+	if m.Packs < 0 {
+		v.addf("repo.maintenance.packs", "%d is negative; write a count, e.g. 12", m.Packs)
 	}
 	cfg.Committer = gitops.Person{Name: f.Committer.Name, Email: f.Committer.Email}
 	if cfg.Committer.Name == "" {

@@ -438,3 +438,39 @@ func TestRenderSection(t *testing.T) {
 		t.Errorf("bad kubeVersion: %v", err)
 	}
 }
+
+func TestParseRepoTimeoutsAndMaintenance(t *testing.T) {
+	src := strings.Replace(good, "  cacheDir: cache\n", "  cacheDir: cache\n  pushTimeout: 20s\n  resolveTimeout: 10m\n  resolveBackoff: 1s\n  maintenance:\n    looseObjects: 500\n    packs: 6\n    interval: 30m\n", 1)
+	cfg, err := Parse("/etc/shipbot/shipbot.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PushTimeout != 20*time.Second || cfg.ResolveTimeout != 10*time.Minute || cfg.ResolveBackoff != time.Second {
+		t.Errorf("timeouts = %v %v %v", cfg.PushTimeout, cfg.ResolveTimeout, cfg.ResolveBackoff)
+	}
+	if m := cfg.Maintenance; m.Disabled || m.LooseObjects != 500 || m.Packs != 6 || m.Interval != 30*time.Minute {
+		t.Errorf("maintenance = %+v", m)
+	}
+	def, err := Parse("/etc/shipbot/shipbot.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.PushTimeout != 0 || def.Maintenance.Interval != 0 || def.Maintenance.Disabled {
+		t.Errorf("absent keys must leave the defaults to the service and the repo: %+v %+v", def.PushTimeout, def.Maintenance)
+	}
+
+	bad := strings.Replace(good, "  cacheDir: cache\n", "  cacheDir: cache\n  pushTimeout: -5s\n  maintenance:\n    packs: -1\n    interval: often\n", 1)
+	_, err = Parse("shipbot.yaml", []byte(bad))
+	if err == nil {
+		t.Fatal("bad repo settings accepted")
+	}
+	for _, w := range []string{
+		`repo.pushTimeout (line 7): "-5s" is not a positive duration`,
+		`repo.maintenance.packs (line 9): -1 is negative`,
+		`repo.maintenance.interval (line 10): "often" is not a positive duration`,
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in:\n%v", w, err)
+		}
+	}
+}
