@@ -196,10 +196,10 @@ type AppEnv struct {
 // Config is the validated configuration, paths resolved against the
 // directory of the config file.
 type Config struct {
-	Path           string // the config file
-	RepoURL        string
-	Branch         string
-	CacheDir       string
+	Path     string // the config file
+	RepoURL  string
+	Branch   string
+	CacheDir string
 	// PushTimeout, ResolveTimeout and ResolveBackoff: pushes and the
 	// background looks at unknown push outcomes (0 = the service's default).
 	PushTimeout, ResolveTimeout, ResolveBackoff time.Duration
