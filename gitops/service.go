@@ -47,6 +47,10 @@ type ServiceOptions struct {
 	// ConfirmTimeout is how long a plan waits for "yes" (default 2m); it is
 	// shown to the user, the chat front end enforces it.
 	ConfirmTimeout time.Duration
+	// ConfirmKey authenticates the tokens that let any replica confirm a
+	// plan another one showed (Seal, Resume); nil: plans wait in memory
+	// only. At least 32 bytes, the same on every replica.
+	ConfirmKey []byte
 	// HistoryLimit is the default length of `history` (default 10).
 	HistoryLimit int
 	// FreezeWindows are recurring freezes from the configuration.
@@ -132,6 +136,9 @@ func (o *ServiceOptions) Validate() error {
 	}
 	if o.ConfirmTimeout <= 0 {
 		o.ConfirmTimeout = 2 * time.Minute
+	}
+	if n := len(o.ConfirmKey); n > 0 && n < minConfirmKey {
+		return fmt.Errorf("confirmation key: %d bytes; at least %d are needed", n, minConfirmKey)
 	}
 	if o.HistoryLimit <= 0 {
 		o.HistoryLimit = 10

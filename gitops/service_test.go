@@ -52,6 +52,8 @@ type fixture struct {
 	svc        *gitops.Service
 	deny       map[string]bool        // users the fake policy denies
 	denyAction map[gitops.Action]bool // actions the fake policy denies to everyone
+	opts       gitops.ServiceOptions  // what svc was built with
+	url        string                 // the remote
 }
 
 func newFixture(t *testing.T, apps int) *fixture {
@@ -114,7 +116,29 @@ func newFixtureWith(t *testing.T, apps int, opts func(*gitops.ServiceOptions)) *
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.opts, f.url = o, url
 	return f
+}
+
+// replica is a second Service on the same remote with the same options and
+// a cache of its own: another shipbot replica.
+func (f *fixture) replica(t *testing.T, mods ...func(*gitops.ServiceOptions)) *gitops.Service {
+	t.Helper()
+	r, err := repo.Open(context.Background(), repo.Options{URL: f.url, CacheDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	o := f.opts
+	o.Repo = r
+	for _, m := range mods {
+		m(&o)
+	}
+	svc, err := gitops.NewService(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }
 
 func (f *fixture) head(t *testing.T) string { return gittest.Git(t, f.bare, "rev-parse", "main") }

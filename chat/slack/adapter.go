@@ -65,6 +65,22 @@ type Watcher interface {
 
 var _ Watcher = (*gitops.Service)(nil)
 
+// Sealer is the optional part of a Core that makes confirmations
+// stateless: the plan's buttons carry a token (Seal) from which any
+// replica re-plans the request (Resume) and confirms it only if its diff
+// is the one shown. Without it (or without a confirmation key) a plan
+// waits in the memory of the replica that showed it.
+type Sealer interface {
+	Seal(p *gitops.Plan, answerer string) (string, error)
+	SealedRequest(token string) (id, answerer string, ok bool)
+	Resume(ctx context.Context, token, answerer string) (*gitops.Plan, gitops.Response)
+}
+
+var _ Sealer = (*gitops.Service)(nil)
+
+// maxButtonValue is the longest value Slack keeps on a button.
+const maxButtonValue = 2000
+
 // Options wire an Adapter.
 type Options struct {
 	API       API        // required: the Slack Web API (*slack.Client); 429s are retried (WithRateLimit)
@@ -522,7 +538,7 @@ func (a *Adapter) handleMessage(in inbound) {
 	p.timer = time.AfterFunc(timeout, func() { a.expire(id) })
 	a.mu.Unlock()
 	log.Info("plan shown; waiting for the requester", "timeout", timeout)
-	if err := a.update(ctx, log, ref, planMessage(resp.Plan, in.user, timeout.String(), a.o.MaxDiffLines)); err != nil {
+	if err := a.update(ctx, log, ref, planMessage(resp.Plan, in.user, timeout.String(), a.buttonValue(log, resp.Plan, in.user), a.o.MaxDiffLines)); err != nil {
 		// Nobody can press buttons that were never shown.
 		if p := a.take(id); p != nil {
 			a.o.Core.Cancel(p.plan, "the plan could not be shown in Slack")
@@ -617,22 +633,54 @@ func (a *Adapter) finishUnanswered(ctx context.Context, p *pending, why, outcome
 	a.update(ctx, log, p.ref, resultMessage(p.plan, p.userID, ":no_entry_sign:", "", resp.Text, a.o.MaxDiffLines))
 }
 
+// buttonValue is what a plan's buttons carry: a token any replica can
+// confirm from (Sealer), or the request id when plans wait in memory only.
+func (a *Adapter) buttonValue(log *slog.Logger, p *gitops.Plan, userID string) string {
+	sealer, ok := a.o.Core.(Sealer)
+	if !ok {
+		return p.Request.ID
+	}
+	token, err := sealer.Seal(p, userID)
+	switch {
+	case errors.Is(err, gitops.ErrNoConfirmKey):
+		return p.Request.ID
+	case err != nil:
+		log.Warn("plan waits in memory only", "err", err)
+		return p.Request.ID
+	case len(token) > maxButtonValue:
+		log.Warn("plan waits in memory only: its confirmation token is too long for a Slack button", "bytes", len(token))
+		return p.Request.ID
+	}
+	return token
+}
+
 func (a *Adapter) handleClick(c click) {
 	ctx, cancel := context.WithTimeout(a.base, a.o.WorkTimeout)
 	defer cancel()
-	log := a.log.With("request", c.value, "slack_user", c.user, "slack_channel", c.channel, "answer", c.actionID)
+	id, answerer, token := c.value, "", ""
+	sealer, _ := a.o.Core.(Sealer)
+	if sealer != nil {
+		if rid, who, ok := sealer.SealedRequest(c.value); ok {
+			id, answerer, token = rid, who, c.value
+		}
+	}
+	log := a.log.With("request", id, "slack_user", c.user, "slack_channel", c.channel, "answer", c.actionID)
 	verb := "confirm"
 	if c.actionID == actionCancel {
 		verb = "cancel"
 	}
 
 	a.mu.Lock()
-	p := a.pending[c.value]
+	p := a.pending[id]
 	switch {
+	case p == nil && token != "":
+		a.mu.Unlock()
+		a.resumeClick(ctx, log, c, sealer, id, answerer, token, verb)
+		return
 	case p == nil:
 		a.mu.Unlock()
 		log.Info("answer to a plan that is not waiting")
-		a.ephemeral(ctx, log, c.channel, c.user, mrkdwnMessage(fmt.Sprintf("Request %s is no longer waiting for an answer: it was answered, it expired, or shipbot restarted. Send the command again if you still need it.", escape(c.value))))
+		a.ephemeral(ctx, log, c.channel, c.user, mrkdwnMessage(fmt.Sprintf("Request %s is no longer waiting for an answer: it was answered, it expired, or shipbot restarted. Send the command again if you still need it.", escape(id))))
 		return
 	case p.ref.channel != c.channel || p.ref.ts != c.messageTS:
 		a.mu.Unlock()
@@ -643,13 +691,46 @@ func (a *Adapter) handleClick(c click) {
 		a.mu.Unlock()
 		log.Warn("answer refused: not the requester", "requester", p.userID)
 		a.o.Metrics.Denied("not_requester")
-		a.ephemeral(ctx, log, c.channel, c.user, mrkdwnMessage(fmt.Sprintf("Only <@%s>, who asked, can %s request %s.", p.userID, verb, escape(c.value))))
+		a.ephemeral(ctx, log, c.channel, c.user, mrkdwnMessage(fmt.Sprintf("Only <@%s>, who asked, can %s request %s.", p.userID, verb, escape(id))))
 		return
 	}
 	p.timer.Stop()
-	delete(a.pending, c.value)
+	delete(a.pending, id)
 	a.mu.Unlock()
+	a.answer(ctx, log, c, p)
+}
 
+// resumeClick answers a click on a plan this replica does not hold (another
+// replica showed it, or this one restarted): the button's token says who
+// may answer; a Confirm re-plans the request and writes it only if the
+// diff is the one shown.
+func (a *Adapter) resumeClick(ctx context.Context, log *slog.Logger, c click, sealer Sealer, id, answerer, token, verb string) {
+	if answerer != c.user {
+		log.Warn("answer refused: not the requester", "requester", answerer)
+		a.o.Metrics.Denied("not_requester")
+		a.ephemeral(ctx, log, c.channel, c.user, mrkdwnMessage(fmt.Sprintf("Only <@%s>, who asked, can %s request %s.", answerer, verb, escape(id))))
+		return
+	}
+	ref := msgRef{channel: c.channel, ts: c.messageTS}
+	if c.actionID == actionCancel {
+		log.Info("plan cancelled from its token (not held by this replica)")
+		a.update(ctx, log, ref, mrkdwnMessage(fmt.Sprintf(":no_entry_sign: [%s] cancelled by <@%s>; nothing was written.", escape(id), c.user)))
+		return
+	}
+	a.update(ctx, log, ref, mrkdwnMessage(fmt.Sprintf(":hourglass_flowing_sand: [%s] confirmed by <@%s>; checking that the change is still the one shown…", escape(id), c.user)))
+	plan, resp := sealer.Resume(ctx, token, c.user)
+	if plan == nil {
+		log.Info("resumed confirmation refused", "outcome", string(resp.Outcome))
+		a.o.Metrics.Request("confirm", string(resp.Outcome))
+		a.update(ctx, log, ref, mrkdwnMessage(":x: "+escape(resp.Text)))
+		return
+	}
+	log.Info("plan resumed from its token")
+	a.answer(ctx, log, c, &pending{plan: plan, userID: answerer, ref: ref, at: plan.Request.At})
+}
+
+// answer acts on the requester's click on the plan p.
+func (a *Adapter) answer(ctx context.Context, log *slog.Logger, c click, p *pending) {
 	plan := p.plan
 	log = log.With("user", plan.Request.User, "action", string(plan.Request.Action), "app", plan.Request.App, "env", plan.Request.Env)
 	if c.actionID == actionCancel {

@@ -30,6 +30,7 @@ func overlay(tag string) string {
 // with the example policy: alice is in team-checkout, bob is an SRE,
 // mallory has no rule.
 type env struct {
+	opts gitops.ServiceOptions // what svc was built with
 	bare string
 	svc  *gitops.Service
 	core *countingCore
@@ -73,15 +74,16 @@ func newEnvWithPolicy(t *testing.T, confirmTimeout time.Duration, policyFile str
 			Layout: edit.LayoutKustomize, Path: "apps/checkout/overlays/prod", Image: "registry.example.com/checkout",
 		}}}},
 	}
-	svc, err := gitops.NewService(gitops.ServiceOptions{
+	opts := gitops.ServiceOptions{
 		Catalog: cat, Repo: r, Authorizer: authz, Justifier: policy.PatternJustifier{}, Directory: dir,
 		Committer: gitops.Person{Name: "shipbot", Email: "shipbot@acme.example"}, Logger: log,
 		ConfirmTimeout: confirmTimeout,
-	})
+	}
+	svc, err := gitops.NewService(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{bare: bare, svc: svc, core: &countingCore{Core: svc}, dir: dir, fs: fs, logs: logs}
+	return &env{opts: opts, bare: bare, svc: svc, core: &countingCore{Core: svc}, dir: dir, fs: fs, logs: logs}
 }
 
 func (e *env) adapter(t *testing.T, mod ...func(*Options)) *Adapter {

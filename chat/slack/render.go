@@ -253,13 +253,15 @@ func planBlocksBy(p *gitops.Plan, who string, maxDiff int) []slackgo.Block {
 }
 
 // planMessage asks the requester to confirm or cancel.
-func planMessage(p *gitops.Plan, userID string, timeout string, maxDiff int) message {
+// value is what the buttons carry (the request id, or a confirmation
+// token from which any replica can act on the answer).
+func planMessage(p *gitops.Plan, userID, timeout, value string, maxDiff int) message {
 	blocks := planBlocks(p, userID, maxDiff)
 	note := fmt.Sprintf("Only <@%s> can confirm. Nothing is written before Confirm; this plan is cancelled after %s.", userID, timeout)
 	if p.Environment.Protected {
 		note = fmt.Sprintf("*%s is protected.* ", escape(p.Environment.Name)) + note
 	}
-	confirm := slackgo.NewButtonBlockElement(actionConfirm, p.Request.ID, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Confirm", false, false))
+	confirm := slackgo.NewButtonBlockElement(actionConfirm, value, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Confirm", false, false))
 	confirm.Style = slackgo.StylePrimary
 	if p.Confirmation != "" {
 		// A plan that needs an explicit answer (a tag never deployed): the
@@ -274,7 +276,7 @@ func planMessage(p *gitops.Plan, userID string, timeout string, maxDiff int) mes
 			slackgo.NewTextBlockObject(slackgo.PlainTextType, "Cancel", false, false))
 		note = "*" + escape(p.To) + " was never deployed:* Confirm asks once more. " + note
 	}
-	cancel := slackgo.NewButtonBlockElement(actionCancel, p.Request.ID, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Cancel", false, false))
+	cancel := slackgo.NewButtonBlockElement(actionCancel, value, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Cancel", false, false))
 	cancel.Style = slackgo.StyleDanger
 	blocks = append(blocks, contextBlock(note), slackgo.NewActionBlock(blockActions, confirm, cancel))
 	return message{text: fallback(fmt.Sprintf("[%s] %s: confirm or cancel", p.Request.ID, p.Summary)), blocks: blocks}

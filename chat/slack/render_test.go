@@ -95,7 +95,7 @@ func TestPlanMessage(t *testing.T) {
 		Summary:       "rollback checkout in prod: 1.4.2 -> 1.4.1",
 		Diff:          "-    newTag: 1.4.2\n+    newTag: 1.4.1\n",
 	}
-	m := planMessage(p, "UALICE", (2 * time.Minute).String(), 40)
+	m := planMessage(p, "UALICE", (2 * time.Minute).String(), p.Request.ID, 40)
 	b, err := json.Marshal(m.blocks)
 	if err != nil {
 		t.Fatal(err)

@@ -52,6 +52,9 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c.policy(ctx)
 	c.signing()
+	if _, err := readConfirmKey(cfg.ConfirmKeyFile); err != nil {
+		c.addf(cfg.Where("chat.confirmKeyFile"), "%v (serve signs plans' Confirm buttons with it)", err)
+	}
 	c.live()
 	c.argo()
 	c.registry()

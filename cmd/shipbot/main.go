@@ -244,6 +244,9 @@ func NewMainWith(ctx context.Context, cfgPath string, log *slog.Logger, withSign
 type wiring struct {
 	dir      gitops.Directory // nil: the local one
 	notifier gitops.Notifier  // nil: none
+	// fence, when set, is asked before every push (shipbot serve with a
+	// Kubernetes Lease: only the holder writes).
+	fence interface{ Held() bool }
 }
 
 func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner bool, w wiring) (*Main, error) {
@@ -325,7 +328,7 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		return nil, fmt.Errorf("%s: render: %w", cfgPath, err)
 	}
 	var gh *github.Forge
-	ropts := repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir, Maintenance: cfg.Maintenance, Logger: log}
+	ropts := repo.Options{URL: cfg.RepoURL, Branch: cfg.Branch, CacheDir: cfg.CacheDir, Maintenance: cfg.Maintenance, Logger: log, Fence: w.fence}
 	if f := cfg.Forge; f != nil && f.GitHub != nil {
 		if gh, err = newGitHubForge(f.GitHub, log); err != nil {
 			return nil, fmt.Errorf("%s: forge.github: %w", cfgPath, err)
@@ -365,7 +368,13 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 		}
 		log.Info("changes that need review become proposals", "forge", forge.Name(), "ttl", ttl)
 	}
+	confirmKey, err := readConfirmKey(cfg.ConfirmKeyFile)
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("%s: chat.confirmKeyFile: %w", cfgPath, err)
+	}
 	svc, err := gitops.NewService(gitops.ServiceOptions{
+		ConfirmKey:      confirmKey,
 		Catalog:         cfg.Catalog,
 		Repo:            r,
 		Authorizer:      authz,
@@ -395,7 +404,7 @@ func newMain(ctx context.Context, cfgPath string, log *slog.Logger, withSigner b
 	})
 	if err != nil {
 		r.Close()
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	return &Main{Config: cfg, Service: svc, repo: r}, nil
 }
@@ -416,6 +425,23 @@ func recordChecker(s config.Signing, signer sign.Signer) (gitops.SignatureChecke
 		return nil, fmt.Errorf("approvals are recorded as commits signed by shipbot and verified with signing.trusted, but signing.trusted does not trust shipbot's key %s (signature %s): add its public key there", signer.Identity(), st)
 	}
 	return checker{v}, nil
+}
+
+// readConfirmKey reads the key that signs plans' Confirm buttons ("" = no
+// key: plans wait in memory only).
+func readConfirmKey(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	key, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	key = bytes.TrimSpace(key)
+	if len(key) < 32 {
+		return nil, fmt.Errorf("%s holds %d bytes; at least 32 random bytes are needed, e.g. `head -c 32 /dev/urandom | base64 > %s`", path, len(key), path)
+	}
+	return key, nil
 }
 
 // newGitHubForge reads the GitHub credentials and builds the forge.

@@ -314,3 +314,38 @@ func TestCheckReviewLines(t *testing.T) {
 		t.Errorf("check of the demo policy: %v\n%s", err, stdout)
 	}
 }
+
+// chat.confirmKeyFile: check says when the key is missing or too short to
+// sign Confirm buttons with.
+func TestCheckConfirmKey(t *testing.T) {
+	cfg := policyConfigWith(t, "")
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(filepath.Dir(cfg), "confirm-key")
+	data = bytes.Replace(data, []byte(`chat: {channel: "#ops"}`), []byte(`chat: {channel: "#ops", confirmKeyFile: confirm-key}`), 1)
+	if err := os.WriteFile(cfg, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ key, want string }{
+		{"", "confirm-key: no such file"},
+		{"short\n", "holds 5 bytes; at least 32 random bytes are needed"},
+		{strings.Repeat("k", 44) + "\n", ""},
+	} {
+		os.Remove(key)
+		if tc.key != "" {
+			if err := os.WriteFile(key, []byte(tc.key), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var out, errb bytes.Buffer
+		err := runCheck(context.Background(), []string{"--config", cfg, "--offline"}, &out, &errb)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("key %q: %v", tc.key, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), "chat.confirmKeyFile") || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("key %q: err = %v, want %q", tc.key, err, tc.want)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/shipbot/shipbot/cmd/shipbot/internal/config"
 	"github.com/shipbot/shipbot/gitops"
 	"github.com/shipbot/shipbot/gitops/forge/github"
+	"github.com/shipbot/shipbot/gitops/lease"
 )
 
 // runServe is `shipbot serve --config FILE`: shipbot in Slack, with
@@ -91,7 +92,15 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	// The Slack adapter tells requesters about their proposals; it needs
 	// the core and the core needs it, so the core gets it through notify.
 	notify := &lateNotifier{}
-	m, err := newMain(ctx, *cfgPath, log, true, wiring{dir: dir, notifier: notify})
+	elector, err := newElector(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	w := wiring{dir: dir, notifier: notify}
+	if elector != nil {
+		w.fence = elector // only the Lease's holder pushes
+	}
+	m, err := newMain(ctx, *cfgPath, log, true, w)
 	if err != nil {
 		return err
 	}
@@ -110,11 +119,17 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !adapter.Ready() {
+		switch {
+		case elector != nil && !elector.Held() && scfg.Mode == "http":
+			// Slack's requests go to the Lease's holder only.
+			http.Error(w, "standby: "+elector.Holder()+" holds the lease", http.StatusServiceUnavailable)
+		case elector != nil && !elector.Held() && adapter.Accepting():
+			_, _ = io.WriteString(w, "ready (standby)\n")
+		case !adapter.Ready():
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
+		default:
+			_, _ = io.WriteString(w, "ready\n")
 		}
-		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if scfg.Mode == "http" {
@@ -158,23 +173,44 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}()
 	log.Info("listening", "addr", ln.Addr().String(), "mode", scfg.Mode)
 
+	// The leader's work: the Slack Socket Mode connection and the
+	// proposals' reconcile loop (watches follow confirmed writes). Without
+	// HA this replica leads from the start; with it, once it holds the
+	// Lease, until the Lease is lost or shipbot stops.
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
-	if f := cfg.Forge; f != nil {
-		go reconcileLoop(runCtx, m.Service, f.ReconcileInterval, log)
-	}
-	socketDone := make(chan struct{})
-	if scfg.Mode == "socket" {
-		sm := socketmode.New(client, socketmode.OptionLog(slog.NewLogLogger(log.Handler(), slog.LevelInfo)))
-		go func() {
-			defer close(socketDone)
-			if err := adapter.RunSocketMode(runCtx, sm); err != nil {
+	lead := func(leadCtx context.Context) {
+		lctx, cancel := context.WithCancel(leadCtx)
+		defer cancel()
+		stop := context.AfterFunc(runCtx, cancel)
+		defer stop()
+		if f := cfg.Forge; f != nil {
+			go reconcileLoop(lctx, m.Service, f.ReconcileInterval, log)
+		}
+		if scfg.Mode == "socket" {
+			sm := socketmode.New(client, socketmode.OptionLog(slog.NewLogLogger(log.Handler(), slog.LevelInfo)))
+			if err := adapter.RunSocketMode(lctx, sm); err != nil && lctx.Err() == nil {
 				fatal <- fmt.Errorf("slack socket mode: %w (check %s)", err, chatslack.EnvAppTokenFile)
 			}
-		}()
-	} else {
-		close(socketDone)
+			return
+		}
+		<-lctx.Done()
 	}
+	// The Lease is released only after the confirmed writes in flight
+	// finished (electCtx ends after the adapter's shutdown).
+	electCtx, stopElect := context.WithCancel(context.Background())
+	defer stopElect()
+	leadDone := make(chan struct{})
+	go func() {
+		defer close(leadDone)
+		if elector == nil {
+			lead(runCtx)
+			return
+		}
+		if err := elector.Run(electCtx, lead); err != nil {
+			fatal <- fmt.Errorf("ha: %w: stopping, to start again as a standby", err)
+		}
+	}()
 
 	var runErr error
 	select {
@@ -189,16 +225,51 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	stopRun()
 	drain, cancelDrain := context.WithTimeout(context.Background(), scfg.ShutdownGrace)
 	defer cancelDrain()
-	<-socketDone
 	if err := adapter.Shutdown(drain); err != nil {
 		log.Error("shutdown: work abandoned", "err", err)
 		runErr = errors.Join(runErr, fmt.Errorf("shutdown: %w", err))
 	}
+	stopElect() // confirmed writes are done: hand the Lease over
+	<-leadDone
 	if err := srv.Shutdown(drain); err != nil {
 		log.Error("shutdown: http server", "err", err)
 	}
 	log.Info("shipbot serve stopped")
 	return runErr
+}
+
+// newElector is the Lease election of cfg.HA (nil without HA): the
+// API server, CA and token of the pod's service account; the identity is
+// the pod's name (POD_NAME from the downward API, else the host name).
+func newElector(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (*lease.Elector, error) {
+	h := cfg.HA
+	if h == nil {
+		return nil, nil
+	}
+	o, err := lease.InCluster()
+	if err != nil {
+		return nil, fmt.Errorf("%s: ha.enabled: %w", cfg.Path, err)
+	}
+	if h.Namespace != "" {
+		o.Namespace = h.Namespace
+	}
+	o.Name, o.LeaseDuration, o.RenewDeadline, o.RetryPeriod, o.Logger = h.Lease, h.LeaseDuration, h.RenewDeadline, h.RetryPeriod, log
+	if o.Identity = os.Getenv("POD_NAME"); o.Identity == "" {
+		if o.Identity, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("ha: no identity: set POD_NAME: %w", err)
+		}
+	}
+	leading := prometheus.NewGauge(prometheus.GaugeOpts{Name: "shipbot_lease_leading", Help: "1 while this replica holds the environment repo's Lease (it writes, holds the Slack connection and watches), else 0."})
+	reg.MustRegister(leading)
+	o.Observe = func(now bool) {
+		if now {
+			leading.Set(1)
+		} else {
+			leading.Set(0)
+		}
+	}
+	log.Info("high availability: the Lease's holder writes", "lease", o.Namespace+"/"+o.Name, "identity", o.Identity)
+	return lease.New(o)
 }
 
 // envReviewChannel names the Slack channel (id) where Approve/Reject

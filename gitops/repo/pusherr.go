@@ -160,6 +160,8 @@ func Describe(err error) string {
 		return "the git remote refused the push (" + refused.Status + ")"
 	case errors.Is(err, ErrNonFastForward):
 		return "the branch kept moving on the git remote"
+	case errors.Is(err, ErrFenced):
+		return "this shipbot replica lost its lease on the environment repo to another replica (it sent nothing)"
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
 		return "the git remote refused shipbot's credentials"
 	case errors.Is(err, transport.ErrRepositoryNotFound):

@@ -181,6 +181,10 @@ func (r *Repo) PushRefs(ctx context.Context, updates []RefUpdate, objects []plum
 			return fmt.Errorf("push: %w", err)
 		}
 	}
+	// Fencing: checked last, right before anything is sent.
+	if f := r.opts.Fence; f != nil && !f.Held() {
+		return fmt.Errorf("push %s: %w", what, ErrFenced)
+	}
 	// From here on the request may reach the remote: an error without the
 	// remote's report leaves the outcome unknown (see receivePackError).
 	if !sendPack {

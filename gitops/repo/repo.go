@@ -57,7 +57,15 @@ type Options struct {
 	// Logger gets a line per maintenance run and problems with the
 	// persisted history index; nil logs nothing.
 	Logger *slog.Logger
+	// Fence, if set, is asked right before every push: a replica that
+	// does not hold the repo's lease (Held false) pushes nothing and gets
+	// ErrFenced.
+	Fence interface{ Held() bool }
 }
+
+// ErrFenced: this replica does not hold the environment repo's lease (it
+// lost it, or never had it), so it sent nothing.
+var ErrFenced = errors.New("this shipbot replica does not hold the environment repo's lease")
 
 // Validate fills defaults and checks the options.
 func (o *Options) Validate() error {

@@ -4,6 +4,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -59,6 +61,10 @@ type File struct {
 	} `yaml:"policy"`
 	Chat struct {
 		ConfirmTimeout string `yaml:"confirmTimeout"`
+		// ConfirmKeyFile holds the key (at least 32 bytes) that signs the
+		// Confirm buttons of plans, so that any replica (or this one after
+		// a restart) can act on the answer; absent: plans wait in memory.
+		ConfirmKeyFile string `yaml:"confirmKeyFile"`
 		Channel        string `yaml:"channel"`
 	} `yaml:"chat"`
 	Signing struct {
@@ -124,6 +130,19 @@ type File struct {
 	// Opsgenie; absent: the reason's format is checked only.
 	// Forge: where changes that need review are proposed; absent: such
 	// changes are refused.
+	// HA: several shipbot serve replicas in Kubernetes elect the one that
+	// writes to the environment repo, holds the Slack connection and
+	// watches, with a coordination.k8s.io/v1 Lease.
+	HA struct {
+		Enabled bool `yaml:"enabled"`
+		// Lease is the Lease's name (default shipbot- and a hash of the
+		// repo URL and branch: one Lease per environment repo).
+		Lease         string `yaml:"lease"`
+		Namespace     string `yaml:"namespace"` // default: the pod's
+		LeaseDuration string `yaml:"leaseDuration"`
+		RenewDeadline string `yaml:"renewDeadline"`
+		RetryPeriod   string `yaml:"retryPeriod"`
+	} `yaml:"ha"`
 	Forge *struct {
 		Type              string `yaml:"type"` // git or github
 		ProposalTTL       string `yaml:"proposalTTL"`
@@ -193,6 +212,15 @@ type AppEnv struct {
 	ArgoApp string   `yaml:"argoApp"`
 }
 
+// dnsName is a Kubernetes object name (RFC 1123 subdomain).
+var dnsName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// HA configures the Lease that elects the replica writing to the repo.
+type HA struct {
+	Lease, Namespace                          string
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration // 0 = the defaults
+}
+
 // Config is the validated configuration, paths resolved against the
 // directory of the config file.
 type Config struct {
@@ -210,10 +238,13 @@ type Config struct {
 	PolicyModel    string // "" = the embedded default model
 	PolicyFile     string
 	ConfirmTimeout time.Duration
-	Channel        string
-	Signing        Signing
-	FreezeBlocks   []gitops.Action
-	FreezeWindows  []gitops.FreezeWindow
+	ConfirmKeyFile string // absolute; "" = plans wait in memory only
+	// HA is the leader election of shipbot serve; nil: one replica.
+	HA            *HA
+	Channel       string
+	Signing       Signing
+	FreezeBlocks  []gitops.Action
+	FreezeWindows []gitops.FreezeWindow
 	// Live is set when any live justification check is configured; secret
 	// file paths are absolute.
 	Live *policy.LiveOptions
@@ -577,6 +608,22 @@ func (v *validator) check(file string, f *File) *Config {
 			v.addf("chat.confirmTimeout", "%q is not a positive duration; write e.g. 2m or 90s", s)
 		} else {
 			cfg.ConfirmTimeout = d
+		}
+	}
+	cfg.ConfirmKeyFile = abs(f.Chat.ConfirmKeyFile)
+	if h := f.HA; h.Enabled {
+		cfg.HA = &HA{Lease: h.Lease, Namespace: h.Namespace,
+			LeaseDuration: v.duration("ha.leaseDuration", h.LeaseDuration),
+			RenewDeadline: v.duration("ha.renewDeadline", h.RenewDeadline),
+			RetryPeriod:   v.duration("ha.retryPeriod", h.RetryPeriod)}
+		if cfg.HA.Lease == "" {
+			sum := sha256.Sum256([]byte(cfg.RepoURL + "\x00" + cfg.Branch))
+			cfg.HA.Lease = "shipbot-" + hex.EncodeToString(sum[:])[:12]
+		} else if !dnsName.MatchString(cfg.HA.Lease) {
+			v.addf("ha.lease", "%q is not a Kubernetes object name (lower-case letters, digits, '-' and '.', at most 253)", cfg.HA.Lease)
+		}
+		if len(cfg.HA.Lease) > 253 {
+			v.addf("ha.lease", "is %d characters long; a Kubernetes object name has at most 253", len(cfg.HA.Lease))
 		}
 	}
 	cfg.Channel = f.Chat.Channel

@@ -474,3 +474,29 @@ func TestParseRepoTimeoutsAndMaintenance(t *testing.T) {
 		}
 	}
 }
+
+func TestParseHA(t *testing.T) {
+	cfg, err := Parse("/etc/shipbot/shipbot.yaml", []byte(good+"ha:\n  enabled: true\n  leaseDuration: 20s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HA == nil || !strings.HasPrefix(cfg.HA.Lease, "shipbot-") || len(cfg.HA.Lease) != len("shipbot-")+12 || cfg.HA.LeaseDuration != 20*time.Second {
+		t.Fatalf("HA = %+v", cfg.HA)
+	}
+	other, err := Parse("/etc/shipbot/shipbot.yaml", []byte(strings.Replace(good, "url: env.git", "url: other.git", 1)+"ha:\n  enabled: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.HA.Lease == cfg.HA.Lease {
+		t.Error("two environment repos share a Lease")
+	}
+	if off, _ := Parse("/etc/shipbot/shipbot.yaml", []byte(good)); off.HA != nil {
+		t.Error("HA without ha.enabled")
+	}
+	_, err = Parse("shipbot.yaml", []byte(good+"ha:\n  enabled: true\n  lease: Shipbot_Env\n  retryPeriod: often\n"))
+	for _, w := range []string{`ha.lease (line 30): "Shipbot_Env" is not a Kubernetes object name`, `ha.retryPeriod (line 31): "often" is not a positive duration`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in %v", w, err)
+		}
+	}
+}
