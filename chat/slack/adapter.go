@@ -445,8 +445,11 @@ func (a *Adapter) receiveClick(c click) {
 		return
 	}
 	handle := a.handleClick
-	if c.actionID == actionApprove || c.actionID == actionReject {
+	switch c.actionID {
+	case actionApprove, actionReject:
 		handle = a.handleReviewClick
+	case actionIncidentRollback:
+		handle = a.incidentRollback
 	}
 	if !a.work.Intake(func() { handle(c) }) {
 		log.Warn("click dropped: shutting down")

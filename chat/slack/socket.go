@@ -183,7 +183,7 @@ func clicks(cb slackgo.InteractionCallback) []click {
 	var out []click
 	for _, act := range cb.ActionCallback.BlockActions {
 		switch act.ActionID {
-		case actionConfirm, actionCancel, actionApprove, actionReject:
+		case actionConfirm, actionCancel, actionApprove, actionReject, actionIncidentRollback:
 		default:
 			continue
 		}

@@ -19,6 +19,8 @@ import (
 	slackgo "github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 
+	"github.com/shipbot/shipbot/chat/alert"
+	"github.com/shipbot/shipbot/chat/alert/alertmetrics"
 	chatslack "github.com/shipbot/shipbot/chat/slack"
 	"github.com/shipbot/shipbot/chat/slack/slackmetrics"
 	"github.com/shipbot/shipbot/cmd/shipbot/internal/config"
@@ -134,6 +136,16 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	if scfg.Mode == "http" {
 		mux.Handle("/slack/", adapter.HTTPHandler(scfg.SigningSecret))
+	}
+	if cfg.Alerts != nil {
+		// Alerts become incident messages with what changed and a
+		// Rollback button (chat/alert decides what is one incident).
+		intake, err := alert.New(*cfg.Alerts, adapter.Incidents(cfg.AlertsChannel, m.Service), alert.Options{Logger: log, Metrics: alertmetrics.New(reg)})
+		if err != nil {
+			return fmt.Errorf("%s: alerts: %w", *cfgPath, err)
+		}
+		mux.Handle("/alerts/", intake.Handler())
+		log.Info("alert intake on", "paths", []string{alert.PathAlertmanager, alert.PathPagerDuty, alert.PathOpsgenie}, "channel", cfg.AlertsChannel)
 	}
 	if g := cfg.Forge; g != nil && g.GitHub != nil && g.GitHub.WebhookSecretFile != "" {
 		secret, err := os.ReadFile(g.GitHub.WebhookSecretFile)

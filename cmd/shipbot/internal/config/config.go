@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/shipbot/shipbot/chat/alert"
 	"github.com/shipbot/shipbot/gitops"
 	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/gitops/repo"
@@ -130,6 +131,13 @@ type File struct {
 	// Opsgenie; absent: the reason's format is checked only.
 	// Forge: where changes that need review are proposed; absent: such
 	// changes are refused.
+	// Alerts: shipbot serve takes Alertmanager, PagerDuty and Opsgenie
+	// webhooks and posts one message per incident in Channel (a Slack
+	// channel id), with what changed for the app and a Rollback button.
+	Alerts *struct {
+		Channel      string `yaml:"channel"`
+		alert.Config `yaml:",inline"`
+	} `yaml:"alerts"`
 	// HA: several shipbot serve replicas in Kubernetes elect the one that
 	// writes to the environment repo, holds the Slack connection and
 	// watches, with a coordination.k8s.io/v1 Lease.
@@ -239,6 +247,10 @@ type Config struct {
 	PolicyFile     string
 	ConfirmTimeout time.Duration
 	ConfirmKeyFile string // absolute; "" = plans wait in memory only
+	// Alerts is the alert intake of shipbot serve (secret file paths
+	// absolute); nil: none. AlertsChannel is where incidents are posted.
+	Alerts        *alert.Config
+	AlertsChannel string
 	// HA is the leader election of shipbot serve; nil: one replica.
 	HA            *HA
 	Channel       string
@@ -611,6 +623,21 @@ func (v *validator) check(file string, f *File) *Config {
 		}
 	}
 	cfg.ConfirmKeyFile = abs(f.Chat.ConfirmKeyFile)
+	if a := f.Alerts; a != nil {
+		c := a.Config
+		if a.Channel == "" {
+			v.addf("alerts.channel", "required: the Slack channel id where incident messages go, e.g. C0123456789")
+		}
+		for _, files := range c.SecretFiles() {
+			for i := range *files {
+				(*files)[i] = abs((*files)[i])
+			}
+		}
+		if err := c.Validate(); err != nil {
+			v.addf("alerts", "%v", err)
+		}
+		cfg.Alerts, cfg.AlertsChannel = &c, a.Channel
+	}
 	if h := f.HA; h.Enabled {
 		cfg.HA = &HA{Lease: h.Lease, Namespace: h.Namespace,
 			LeaseDuration: v.duration("ha.leaseDuration", h.LeaseDuration),
