@@ -23,6 +23,18 @@ demo: build
 test:
 	$(GO) test $(RACE) -count=1 $(PKGS)
 
+# The container image (issue 17), built without a Docker daemon by
+# deploy/image: OCI layout in $(IMAGE_OUT)/oci and a docker-loadable
+# $(IMAGE_OUT)/shipbot.tar; prints the digest. Reproducible: timestamps are
+# SOURCE_DATE_EPOCH or the HEAD commit's time. IMAGE_GOARCH=arm64 builds
+# for arm64 (the builder itself runs on the host, hence GOOS/GOARCH unset).
+IMAGE_OUT    ?= dist/image
+IMAGE_GOARCH ?= $(or $(GOARCH),$(shell $(GO) env GOARCH))
+IMAGE_FLAGS  ?=
+.PHONY: image
+image:
+	env -u GOOS -u GOARCH $(GO) run ./deploy/image -out $(IMAGE_OUT) -goarch $(IMAGE_GOARCH) $(IMAGE_FLAGS)
+
 lint: fmt vet
 
 fmt:
