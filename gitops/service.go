@@ -239,6 +239,10 @@ type Response struct {
 	// Attempts is how many pushes it took to land Commit (1 = no retry:
 	// the branch did not move under us).
 	Attempts int
+	// Rollback is the one ready command that undoes a landed change that
+	// fails to roll out (OutcomeDegraded), with the change's own reason:
+	// a front end offers it as a button.
+	Rollback string
 	// Proposal is set when the response is about a proposal: opened
 	// (OutcomeProposed), approved (OutcomeApproved), merged
 	// (OutcomeCommitted, with Plan and Commit set so that the front end can

@@ -59,10 +59,11 @@ func (s *Service) Watch(ctx context.Context, p *Plan, commit string, progress fu
 	case errors.As(err, &failing):
 		log.Warn("change fails to roll out", "revision", failing.Revision, "pods", failing.Error())
 		text := fmt.Sprintf("[%s] %s fails to roll out (%s after the commit): %s", req.ID, what, took, orDash(OneLine(failing.Summary())))
-		if back := s.rollbackOffer(p); back != "" {
+		back := s.rollbackOffer(p)
+		if back != "" {
 			text += "\nTo roll back: `" + back + "`"
 		}
-		return Response{Outcome: OutcomeDegraded, Commit: commit, Text: text}
+		return Response{Outcome: OutcomeDegraded, Commit: commit, Text: text, Rollback: s.rollbackCommand(p)}
 	case errors.As(err, &held):
 		log.Info("a sync window holds the change", "hold", held.Error())
 		then := "Argo CD syncs it when the window lets it"
@@ -78,10 +79,11 @@ func (s *Service) Watch(ctx context.Context, p *Plan, commit string, progress fu
 		// rollback often starts from a Degraded app).
 		log.Warn("change is unhealthy", "sync", st.Sync, "health", st.Health, "message", st.Message)
 		text := fmt.Sprintf("[%s] %s is %s / %s after %s: %s", req.ID, what, orDash(st.Sync), orDash(st.Health), took, orDash(OneLine(st.Message)))
-		if back := s.rollbackOffer(p); back != "" {
+		back := s.rollbackOffer(p)
+		if back != "" {
 			text += "\nTo roll back: `" + back + "`"
 		}
-		return Response{Outcome: OutcomeDegraded, Commit: commit, Text: text}
+		return Response{Outcome: OutcomeDegraded, Commit: commit, Text: text, Rollback: s.rollbackCommand(p)}
 	default:
 		log.Warn("watch failed; the commit stands", "err", err)
 		return Response{Outcome: OutcomeUnwatched, Commit: commit, Text: fmt.Sprintf(
@@ -235,6 +237,28 @@ func (s *Service) rollbackOffer(p *Plan) string {
 		return fmt.Sprintf("rollback %s %s --why <incident>", p.Request.App, p.Request.Env)
 	}
 	return ""
+}
+
+// rollbackCommand is rollbackOffer ready to send: the change's own
+// justification as the reason (a one-line, quote-free argument).
+func (s *Service) rollbackCommand(p *Plan) string {
+	back := s.rollbackOffer(p)
+	if back == "" {
+		return ""
+	}
+	why := strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r == '`' {
+			return -1
+		}
+		return r
+	}, OneLine(p.Justification.Text))
+	if r := []rune(why); len(r) > 300 {
+		why = string(r[:300])
+	}
+	if why == "" {
+		why = "the change " + p.Request.ID + " fails to roll out"
+	}
+	return strings.Replace(back, "<incident>", `"`+why+`"`, 1)
 }
 
 func phase(st SyncStatus) string {

@@ -189,6 +189,10 @@ func TestWatchRolloutFailureOffersRollback(t *testing.T) {
 	}
 	wantText(t, got.Text, "checkout prod 1.4.1 fails to roll out (0.0 s after the commit): Pod shop/checkout-7d9f8c6b5-x2k4q: ImagePullBackOff: "+pull+" (and 1 more pod)",
 		"\nTo roll back: `rollback checkout prod to 1.4.2 --why <incident>`")
+	// The same, ready to send (a button in Slack), with the change's reason.
+	if !strings.HasPrefix(got.Rollback, "rollback checkout prod to 1.4.2 --why \"") || strings.Count(got.Rollback, "\"") != 2 {
+		t.Errorf("Rollback = %q", got.Rollback)
+	}
 }
 
 // A sync window holds the sync beyond the watch: said as that, with until

@@ -810,7 +810,15 @@ func (a *Adapter) watch(ctx context.Context, log *slog.Logger, ref msgRef, plan 
 		icon = ":rotating_light:"
 	}
 	a.o.Metrics.Watched(string(res.Outcome), a.o.Now().Sub(start))
-	a.update(ctx, log, ref, render(icon, committed.Text+"\n"+res.Text))
+	m := render(icon, committed.Text+"\n"+res.Text)
+	if res.Outcome == gitops.OutcomeDegraded && res.Rollback != "" && len(res.Rollback) <= maxButtonValue {
+		// The rollback as one button: pressed, it is the presser's own
+		// request in this thread (policy, diff, confirmation).
+		btn := slackgo.NewButtonBlockElement(actionIncidentRollback, res.Rollback, slackgo.NewTextBlockObject(slackgo.PlainTextType, "Roll back…", false, false))
+		btn.Style = slackgo.StyleDanger
+		m.blocks = append(m.blocks, slackgo.NewActionBlock("shipbot_degraded", btn))
+	}
+	a.update(ctx, log, ref, m)
 }
 
 // reply answers a message outside its request's message: only the sender

@@ -20,6 +20,7 @@ func (a *Adapter) RunSocketMode(ctx context.Context, client *socketmode.Client) 
 	h.HandleInteractionBlockAction(actionCancel, a.socketClick(actionCancel))
 	h.HandleInteractionBlockAction(actionApprove, a.socketClick(actionApprove))
 	h.HandleInteractionBlockAction(actionReject, a.socketClick(actionReject))
+	h.HandleInteractionBlockAction(actionIncidentRollback, a.socketClick(actionIncidentRollback))
 	h.HandleEvents(slackevents.AppMention, a.socketEvent)
 	h.HandleEvents(slackevents.Message, a.socketEvent)
 	h.HandleDefault(func(evt *socketmode.Event, c *socketmode.Client) {

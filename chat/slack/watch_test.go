@@ -36,7 +36,8 @@ func TestSocketModeWatchUpdatesTheSameMessage(t *testing.T) {
 		icon   string
 	}{
 		{"healthy", gitops.Response{Outcome: gitops.OutcomeHealthy, Text: "checkout prod 1.4.1 is Synced and Healthy (2s after the commit)."}, ":white_check_mark:"},
-		{"degraded", gitops.Response{Outcome: gitops.OutcomeDegraded, Text: "checkout prod 1.4.1 is Synced / Degraded: progress deadline exceeded\nTo roll back: `rollback checkout prod to 1.4.2 --why <incident>`"}, ":rotating_light:"},
+		{"degraded", gitops.Response{Outcome: gitops.OutcomeDegraded, Text: "checkout prod 1.4.1 is Synced / Degraded: progress deadline exceeded\nTo roll back: `rollback checkout prod to 1.4.2 --why <incident>`",
+			Rollback: `rollback checkout prod to 1.4.2 --why "` + pdLink + `"`}, ":rotating_light:"},
 		{"argo down", gitops.Response{Outcome: gitops.OutcomeUnwatched, Text: "could not confirm that checkout prod 1.4.1 is live: argo: connection refused. The commit stands."}, ":warning:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,6 +66,21 @@ func TestSocketModeWatchUpdatesTheSameMessage(t *testing.T) {
 			m := messageAt(e.fs, "COPS", plan.TS)
 			if !strings.Contains(m.Shown(), tc.icon) || !strings.Contains(m.Shown(), "done: rollback checkout in prod") {
 				t.Errorf("final message lacks %s or the commit result:\n%s", tc.icon, m.Shown())
+			}
+			if hasButton := strings.Contains(m.Blocks, actionIncidentRollback); hasButton != (tc.result.Rollback != "") {
+				t.Errorf("Rollback button shown: %v, want %v", hasButton, tc.result.Rollback != "")
+			}
+			if tc.result.Rollback != "" {
+				// bob presses it: his own rollback request, planned in the thread.
+				e.fs.send("interactive", "env-3", clickPayload("UBOB", "COPS", plan.TS, actionIncidentRollback, tc.result.Rollback, "1700000003.000003", "trig-3"), 0)
+				waitFor(t, "bob's rollback plan in the thread", func() bool {
+					for _, msg := range e.fs.messages() {
+						if msg.Thread == plan.TS && strings.Contains(msg.Shown(), "rollback checkout in prod") && strings.Contains(msg.Blocks, actionConfirm) {
+							return true
+						}
+					}
+					return false
+				})
 			}
 			progressed := false
 			for _, h := range m.History {
