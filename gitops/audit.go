@@ -98,8 +98,9 @@ func (o *AuditOptions) Validate(c *Catalog) error {
 }
 
 // Audit reads the environment repo's history and returns one record per
-// change of an app in an environment, and one per freeze or unfreeze of an
-// environment (app "*", left out when o.App is set), newest first. It shares the history
+// change of an app in an environment, one per freeze or unfreeze of an
+// environment (app "*", left out when o.App is set), and one per pin or
+// unpin of an app in an environment (action pin or unpin), newest first. It shares the history
 // reader with `history`, and its attribution by field: a commit is an app's
 // record when it changed the app's image tag or restart annotation, so a
 // commit that changed several apps gives several records, and another
@@ -162,6 +163,9 @@ func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, err
 				if !o.Since.IsZero() && d.When.Before(o.Since) {
 					continue
 				}
+				if d.Action == string(ActionUnpin) && d.Tag == d.From {
+					continue // an unpin restoring automation in the app's files: its pin record says it
+				}
 				sig := check(d.Object)
 				out = append(out, s.record(t, d, sig[0], sig[1]))
 				pos = append(pos, d.Pos)
@@ -175,6 +179,11 @@ func (s *Service) Audit(ctx context.Context, o AuditOptions) ([]AuditRecord, err
 		}
 		out, pos = append(out, recs...), append(pos, at...)
 	}
+	recs, at, err := s.auditPins(ctx, snap, o, check)
+	if err != nil {
+		return nil, fmt.Errorf("audit pins: %w", err)
+	}
+	out, pos = append(out, recs...), append(pos, at...)
 	// Newest first in the branch's history (not by commit date).
 	idx := make([]int, len(out))
 	for i := range idx {

@@ -48,10 +48,22 @@ func TestAuditRecordsAndFlags(t *testing.T) {
 	for _, r := range recs {
 		byCommit[r.Commit] = r
 	}
-	if len(recs) != 6 { // bootstrap (prod and staging), 1.4.1, 1.4.2 (by hand), shipbot's rollback, the liar
-		t.Errorf("%d records, want 6: %+v", len(recs), recs)
+	if len(recs) != 7 { // bootstrap (prod and staging), 1.4.1, 1.4.2 (by hand), shipbot's rollback and its pin, the liar
+		t.Errorf("%d records, want 7: %+v", len(recs), recs)
 	}
-	ours := byCommit[done.Commit]
+	var ours, pin gitops.AuditRecord
+	for _, r := range recs {
+		switch {
+		case r.Commit == done.Commit && r.Action == "pin":
+			pin = r
+		case r.Commit == done.Commit:
+			ours = r
+		}
+	}
+	if pin.App != "checkout" || pin.Env != "prod" || pin.From != "unpinned" || pin.To != "pinned to 1.4.1" || pin.RequestedBy != "alice" ||
+		pin.Justification != "OPS-7" || pin.RequestID != resp.Plan.Request.ID || len(pin.Flags) != 0 {
+		t.Errorf("the rollback's pin record = %+v", pin)
+	}
 	if ours.Action != "rollback" || ours.From != "1.4.2" || ours.To != "1.4.1" || ours.RequestedBy != "alice" ||
 		ours.Justification != "OPS-7" || ours.RequestID != resp.Plan.Request.ID || ours.Signature != "good" || len(ours.Flags) != 0 || ours.Via != "direct" {
 		t.Errorf("shipbot's record = %+v", ours)
@@ -64,7 +76,7 @@ func TestAuditRecordsAndFlags(t *testing.T) {
 			t.Errorf("hand-made commit %s not flagged: %v", r.Commit, r.Flags)
 		}
 	}
-	if recs[0].Commit != liar || recs[1].Commit != done.Commit {
+	if recs[0].Commit != liar || recs[1].Commit != done.Commit || recs[1].Action != "rollback" || recs[2].Action != "pin" {
 		t.Errorf("not newest first: %s, %s", recs[0].Commit, recs[1].Commit)
 	}
 

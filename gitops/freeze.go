@@ -159,31 +159,54 @@ func (s *Service) frozen(f edit.Files, env string, a Action, now time.Time) (str
 	return strings.Join(why, "; and "), nil
 }
 
-// checkFreeze refuses a blocked action during a freeze, unless the request
-// breaks glass with the right and a justification.
+// checkFreeze refuses a blocked action during a freeze, and a promotion
+// into a pinned app, unless the request breaks glass with the right and a
+// justification.
 func (s *Service) checkFreeze(ctx context.Context, f edit.Files, p *Plan) error {
 	req := p.Request
-	why, err := s.frozen(f, req.Env, req.Action, s.o.Now())
-	if err != nil || why == "" {
+	now := s.o.Now()
+	frozen, err := s.frozen(f, req.Env, req.Action, now)
+	if err != nil {
 		return err
 	}
+	pin := ""
+	if req.Action == ActionPromote {
+		if pin, err = s.pinned(f, req.App, req.Env, now); err != nil {
+			return err
+		}
+	}
+	if frozen == "" && pin == "" {
+		return nil
+	}
+	why, sentinel := frozen, ErrFrozen
+	switch {
+	case frozen == "":
+		why, sentinel = pin, ErrPinned
+	case pin != "":
+		why = frozen + "; and " + pin
+	}
 	if !req.BreakGlass {
-		return &UserError{Message: fmt.Sprintf("%s: %s is blocked; rollback and restart still work. Someone allowed to break glass can add --break-glass with a justification.", why, req.Action), Err: ErrFrozen}
+		msg := fmt.Sprintf("%s: %s is blocked; rollback and restart still work. Someone allowed to break glass can add --break-glass with a justification.", why, req.Action)
+		if pin != "" {
+			msg = fmt.Sprintf("%s: %s into it is refused while it is pinned; lift the pin with %s. Rollback and restart still work; someone allowed to break glass can add --break-glass with a justification.", why, req.Action, unpinCommand(req.App, req.Env))
+		}
+		return &UserError{Message: msg, Err: sentinel}
 	}
 	d, err := s.o.Authorizer.Authorize(ctx, AuthzQuery{Subject: req.subject(), Env: req.Env, Cluster: p.Environment.Cluster, App: req.App, Action: ActionBreakGlass})
 	if err != nil {
 		return err
 	}
 	if !d.Allowed {
-		return &UserError{Message: fmt.Sprintf("%s, and %s may not break glass: %s", why, req.User, d.Reason), Err: ErrFrozen}
+		return &UserError{Message: fmt.Sprintf("%s, and %s may not break glass: %s", why, req.User, d.Reason), Err: sentinel}
 	}
 	if p.Justification.Text == "" {
-		return &UserError{Message: fmt.Sprintf("%s: breaking glass needs a justification (--why)", why), Err: ErrFrozen}
+		return &UserError{Message: fmt.Sprintf("%s: breaking glass needs a justification (--why)", why), Err: sentinel}
 	}
 	if err := d.Justification.check(req, p.Justification); err != nil {
-		return &UserError{Message: fmt.Sprintf("%s: breaking glass: %s", why, userMessage(err)), Err: ErrFrozen}
+		return &UserError{Message: fmt.Sprintf("%s: breaking glass: %s", why, userMessage(err)), Err: sentinel}
 	}
 	p.BreakGlass = why
+	p.bgWhat = overrides(frozen, pin)
 	return nil
 }
 

@@ -92,7 +92,10 @@ func TestFreezeBlocksPromoteNotRollback(t *testing.T) {
 		t.Fatalf("break glass without a reason: %s", r.Text)
 	}
 	done := confirm(bg)
-	if done.Outcome != gitops.OutcomeCommitted || !strings.Contains(done.Text, "BREAK-GLASS: this change overrode a freeze (prod was frozen by carol") {
+	// The rollback above pinned checkout in prod: the promotion overrides
+	// the freeze and the pin.
+	if done.Outcome != gitops.OutcomeCommitted || !strings.Contains(done.Text, "BREAK-GLASS: this change overrode a freeze and a pin (prod was frozen by carol") ||
+		!strings.Contains(done.Text, "; and checkout in prod is pinned to 1.4.1 by alice since 2026-11-21 10:00 UTC (OPS-2)") {
 		t.Fatalf("break glass: %s: %s", done.Outcome, done.Text)
 	}
 	if tr := parseTrailersWithGit(t, gittest.Git(t, f.bare, "log", "-1", "--format=%B")); !strings.HasPrefix(tr["Break-glass"], "prod was frozen by carol") {

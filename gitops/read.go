@@ -30,6 +30,7 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 	}
 	data := templates.Status{App: req.App, Now: s.o.Now()}
 	freezes, _ := readFreezesOrNote(log, snap)
+	pins, _ := readPinsOrNote(log, snap)
 	var denied []string
 	var shown []Target
 	h := s.historyReader()
@@ -42,7 +43,7 @@ func (s *Service) status(ctx context.Context, log *slog.Logger, req Request) Res
 			denied = append(denied, env.Name)
 			continue
 		}
-		es := templates.EnvStatus{Env: env.Name, Freezes: s.freezeViews(freezes, env.Name, data.Now)}
+		es := templates.EnvStatus{Env: env.Name, Freezes: s.freezeViews(freezes, env.Name, data.Now), Pin: pinOf(pins, req.App, env.Name, data.Now)}
 		if es.Tag, err = edit.CurrentTag(snap, t.Location); err != nil {
 			es.Err = userMessage(editError(t, err))
 		}
@@ -195,13 +196,14 @@ func (s *Service) health(ctx context.Context, log *slog.Logger, req Request) Res
 	}
 	lives := s.live(ctx, targets)
 	freezes, note := readFreezesOrNote(log, snap)
+	pins, pinNote := readPinsOrNote(log, snap)
 	data := templates.Health{Env: env.Name, Freezes: s.freezeViews(freezes, env.Name, s.o.Now())}
 	for i, t := range targets {
 		tag, err := edit.CurrentTag(snap, t.Location)
 		if err != nil {
 			tag = "?"
 		}
-		data.Apps = append(data.Apps, templates.HealthApp{App: t.App, Tag: tag, Live: lives[i]})
+		data.Apps = append(data.Apps, templates.HealthApp{App: t.App, Tag: tag, Live: lives[i], Pin: pinOf(pins, t.App, env.Name, s.o.Now())})
 	}
 	sort.SliceStable(data.Apps, func(i, j int) bool { return rank(data.Apps[i].Live) < rank(data.Apps[j].Live) })
 	switch {
@@ -210,8 +212,10 @@ func (s *Service) health(ctx context.Context, log *slog.Logger, req Request) Res
 	case denied > 0:
 		data.Note = fmt.Sprintf("%d app(s) left out: the policy doesn't let %s see them.", denied, req.User)
 	}
-	if note != "" {
-		data.Note = strings.TrimSpace(data.Note + "\n" + note)
+	for _, n := range []string{note, pinNote} {
+		if n != "" {
+			data.Note = strings.TrimSpace(data.Note + "\n" + n)
+		}
 	}
 	text, err := templates.HealthReply(data)
 	if err != nil {

@@ -147,7 +147,8 @@ func TestRollbackToATagDeployedBeforeIsNotMarkedNew(t *testing.T) {
 	// The registry's digest, then what the history says (it ran in prod):
 	// not marked as never deployed, and no explicit answer needed.
 	want := "rollback checkout in prod: 1.4.2 -> 1.4.0 (1.4.0 found in the registry: " + digestOf("1.4.0")[:19] + ")"
-	if resp.Plan.Summary != want || resp.Plan.Confirmation != "" || len(resp.Plan.Notes) != 1 || !strings.HasPrefix(resp.Plan.Notes[0], "1.4.0 ran in prod before: deployed ") {
+	if resp.Plan.Summary != want || resp.Plan.Confirmation != "" || len(resp.Plan.Notes) != 2 || !strings.HasPrefix(resp.Plan.Notes[0], "1.4.0 ran in prod before: deployed ") ||
+		resp.Plan.Notes[1] != "pins checkout in prod to 1.4.0 until `unpin checkout prod --why TEXT`: promotions into it are refused meanwhile" {
 		t.Errorf("summary = %q, want %q; notes %q; confirmation %q", resp.Plan.Summary, want, resp.Plan.Notes, resp.Plan.Confirmation)
 	}
 }

@@ -266,6 +266,10 @@ type Plan struct {
 	BreakGlass string
 	// Freeze is the freeze a `freeze` request sets.
 	Freeze Freeze
+	// Pin is the pin a rollback sets, or the pin an unpin lifts.
+	Pin Pin
+	// bgWhat is what BreakGlass overrides: "a freeze", "a pin", or both.
+	bgWhat string
 	// Review is the approvals the change needs before it merges (zero:
 	// it lands on yes).
 	Review Review
@@ -347,6 +351,8 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, req Request) Res
 		return s.status(ctx, log, req)
 	case ActionFreezes:
 		return s.freezes(ctx, log, req)
+	case ActionPins:
+		return s.pins(ctx, log, req)
 	case ActionHistory:
 		return s.history(ctx, log, req)
 	case ActionHealth:
@@ -357,7 +363,7 @@ func (s *Service) handle(ctx context.Context, log *slog.Logger, req Request) Res
 		return s.approve(ctx, log, req)
 	case ActionReject:
 		return s.reject(ctx, log, req)
-	case ActionRollback, ActionRestart, ActionPromote, ActionFreeze, ActionUnfreeze:
+	case ActionRollback, ActionRestart, ActionPromote, ActionFreeze, ActionUnfreeze, ActionUnpin:
 		plan, resp := s.plan(ctx, log, req)
 		if plan == nil {
 			return resp
@@ -479,10 +485,11 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 	if l, ok := s.findLanded(snap, []Request{req}, recentWindow)[req.ID]; ok {
 		return nil, s.alreadyLanded(log, req, l)
 	}
-	// A freeze's reason is free text; changes of apps are justified by the
-	// justifier (incident or ticket in protected environments).
+	// A freeze's or an unpin's reason is free text; changes of apps are
+	// justified by the justifier (incident or ticket in protected
+	// environments).
 	just := Justification{Text: Reason(req.Why), Kind: "text"}
-	if req.Action != ActionFreeze && req.Action != ActionUnfreeze {
+	if req.Action != ActionFreeze && req.Action != ActionUnfreeze && req.Action != ActionUnpin {
 		if just, err = s.o.Justifier.Justify(ctx, req, env); err != nil {
 			return nil, s.rejected(log, req, err)
 		}
@@ -512,7 +519,7 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 // can't be read is logged, not a refusal.
 func (s *Service) syncHold(ctx context.Context, log *slog.Logger, p *Plan) {
 	w, ok := s.o.Watcher.(SyncWindows)
-	if !ok || p.Request.Action == ActionFreeze || p.Request.Action == ActionUnfreeze {
+	if !ok || p.Request.Action == ActionFreeze || p.Request.Action == ActionUnfreeze || p.Request.Action == ActionUnpin {
 		return
 	}
 	now := s.o.Now()
@@ -544,6 +551,13 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 	switch req.Action {
 	case ActionFreeze, ActionUnfreeze:
 		if err := s.computeFreeze(snap, p); err != nil {
+			return err
+		}
+		p.Diff = edit.Diff(p.Changes)
+		p.Base = snap.Hash().String()
+		return nil
+	case ActionUnpin:
+		if err := s.computeUnpin(snap, p); err != nil {
 			return err
 		}
 		p.Diff = edit.Diff(p.Changes)
@@ -626,6 +640,11 @@ func (s *Service) compute(ctx context.Context, snap *repo.Snapshot, p *Plan) err
 		return err
 	}
 	s.warnings(p)
+	if req.Action == ActionRollback {
+		// The pin goes in the rollback's commit, after the checks of the
+		// image change (they are about the app's tag only).
+		s.computePin(snap, p)
+	}
 	p.Diff = edit.Diff(p.Changes)
 	p.Base = snap.Hash().String()
 	return nil
@@ -647,8 +666,19 @@ func (s *Service) warnings(p *Plan) {
 	}
 	switch {
 	case p.BreakGlass != "":
-		p.Summary += fmt.Sprintf(" [BREAK-GLASS: overrides a freeze of %s]", req.Env)
-		p.Warnings = append(p.Warnings, fmt.Sprintf("BREAK-GLASS: this %s overrides a freeze: %s. On yes it lands anyway and is recorded as a break-glass change: the commit's Break-glass trailer, a BREAK-GLASS line in the commit and in the reply, and the break-glass flag of `shipbot audit`.", req.Action, p.BreakGlass))
+		what := p.bgWhat
+		if what == "" {
+			what = "a freeze"
+		}
+		of := map[string]string{
+			"a freeze":           "a freeze of " + req.Env,
+			"a pin":              fmt.Sprintf("the pin of %s in %s", req.App, req.Env),
+			"a freeze and a pin": fmt.Sprintf("a freeze of %s and the pin of %s there", req.Env, req.App),
+		}[what]
+		p.Summary += fmt.Sprintf(" [BREAK-GLASS: overrides %s]", of)
+		p.Warnings = append(p.Warnings, fmt.Sprintf("BREAK-GLASS: this %s overrides %s: %s. On yes it lands anyway and is recorded as a break-glass change: the commit's Break-glass trailer, a BREAK-GLASS line in the commit and in the reply, and the break-glass flag of `shipbot audit`.", req.Action, what, p.BreakGlass))
+	case req.BreakGlass && req.Action == ActionPromote:
+		p.Warnings = append(p.Warnings, fmt.Sprintf("--break-glass: nothing to override, %s is not frozen for %s now and %s is not pinned there; this is an ordinary change and is not recorded as break-glass.", req.Env, req.Action, req.App))
 	case req.BreakGlass:
 		p.Warnings = append(p.Warnings, fmt.Sprintf("--break-glass: nothing to override, %s is not frozen for %s now; this is an ordinary change and is not recorded as break-glass.", req.Env, req.Action))
 	}
@@ -829,6 +859,9 @@ func (s *Service) message(p *Plan, author Person, authorized string, extra []tem
 	if p.BreakGlass != "" {
 		tr = append(tr, templates.Trailer{Key: TrailerBreakGlass, Value: p.BreakGlass})
 	}
+	if v := pinTrailer(p); v != "" {
+		tr = append(tr, templates.Trailer{Key: TrailerPin, Value: v})
+	}
 	if req.Channel != "" {
 		tr = append(tr, templates.Trailer{Key: TrailerChannel, Value: req.Channel})
 	}
@@ -836,10 +869,11 @@ func (s *Service) message(p *Plan, author Person, authorized string, extra []tem
 	for i := range tr {
 		tr[i].Value = OneLine(tr[i].Value)
 	}
+	pin, held := pinBody(p)
 	return templates.CommitMessage(templates.Commit{
 		Action: string(req.Action), App: req.App, Env: req.Env, FromEnv: req.FromEnv,
 		From: fromTextOf(req.Action, p.From), To: p.To, RequestedBy: OneLine(author.Name), Channel: OneLine(req.Channel),
-		Reason: Reason(p.Justification.Text), BreakGlass: OneLine(p.BreakGlass), Trailers: tr,
+		Reason: Reason(p.Justification.Text), BreakGlass: OneLine(p.BreakGlass), Pin: pin, Held: held, Trailers: tr,
 	})
 }
 

@@ -170,8 +170,9 @@ func TestRollbackPlanConfirmCommit(t *testing.T) {
 	if f.head(t) != done.Commit || gittest.Git(t, f.bare, "rev-parse", "main~1") != before {
 		t.Fatal("want exactly one new commit on main")
 	}
-	if ns := gittest.Git(t, f.bare, "diff", "--numstat", "main~1", "main"); ns != "1\t1\tapps/checkout/overlays/prod/kustomization.yaml" {
-		t.Errorf("numstat = %q, want one line changed in one file", ns)
+	// One line of the app's file, and the pin the rollback sets.
+	if ns := gittest.Git(t, f.bare, "diff", "--numstat", "main~1", "main"); ns != "10\t0\t.shipbot/pins.yaml\n1\t1\tapps/checkout/overlays/prod/kustomization.yaml" {
+		t.Errorf("numstat = %q, want one line changed in the app's file and the pins file", ns)
 	}
 	if got := gittest.Git(t, f.bare, "show", "main:apps/checkout/overlays/prod/kustomization.yaml"); got+"\n" != overlay("1.4.1") {
 		t.Errorf("file after rollback:\n%s", got)

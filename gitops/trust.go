@@ -173,6 +173,20 @@ func (s *Service) landedAs(c *object.Commit, tr map[string]string, req Request) 
 			return errors.New("its content lifts no freeze")
 		}
 		return nil
+	case ActionUnpin:
+		was, err := readPins(before)
+		if err != nil {
+			return err
+		}
+		now, err := readPins(after)
+		if err != nil {
+			return err
+		}
+		pinned := func(p Pin) bool { return p.App == req.App && p.Env == req.Env }
+		if !slices.ContainsFunc(was, pinned) || slices.ContainsFunc(now, pinned) {
+			return errors.New("its content lifts no pin")
+		}
+		return nil
 	}
 	t, _, err := s.o.Catalog.Target(req.App, req.Env)
 	if err != nil {
@@ -210,6 +224,8 @@ func landedSummary(req Request, tr map[string]string) string {
 		return fmt.Sprintf("freeze %s (%s)", env, to)
 	case ActionUnfreeze:
 		return fmt.Sprintf("unfreeze %s", env)
+	case ActionUnpin:
+		return fmt.Sprintf("unpin %s in %s", app, env)
 	}
 	return fmt.Sprintf("%s %s in %s", tr[TrailerAction], app, env)
 }

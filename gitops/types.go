@@ -38,11 +38,20 @@ const (
 	// ActionFreezes lists the freezes in effect and the configured freeze
 	// windows (shown for the environments whose status the user may see).
 	ActionFreezes Action = "freezes"
+	// ActionUnpin lifts the pin a rollback set on an app in an environment
+	// (and restores the image automation the pin held back).
+	ActionUnpin Action = "unpin"
+	// ActionPins lists the pins in effect (shown for the apps whose status
+	// the user may see).
+	ActionPins Action = "pins"
+	// ActionPin is not a command: the action of the audit record of a pin
+	// a rollback set (a rollback pins).
+	ActionPin Action = "pin"
 )
 
 // Writes reports whether the action changes the environment repo.
 func (a Action) Writes() bool {
-	return a == ActionRollback || a == ActionRestart || a == ActionPromote || a == ActionFreeze || a == ActionUnfreeze
+	return a == ActionRollback || a == ActionRestart || a == ActionPromote || a == ActionFreeze || a == ActionUnfreeze || a == ActionUnpin
 }
 
 // Layout is how an app's manifests are laid out for one environment.
@@ -69,8 +78,8 @@ type Request struct {
 	// Until is when a freeze ends, as typed (freeze only; "" = until unfreeze):
 	// a date, a date and time, RFC 3339, or a duration like 4h or 2d.
 	Until string
-	// BreakGlass asks to override a freeze (needs the breakglass permission
-	// and a justification; recorded loudly).
+	// BreakGlass asks to override a freeze, or the pin of the app (needs
+	// the breakglass permission and a justification; recorded loudly).
 	BreakGlass bool
 	// Proposal is the request id of the proposal an approve or reject is
 	// about.

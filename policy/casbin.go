@@ -45,6 +45,9 @@ var policyActions = []gitops.Action{
 	gitops.ActionFreeze,
 	gitops.ActionUnfreeze,
 	gitops.ActionBreakGlass,
+	// unpin lifts the pin a rollback set on an app (a rollback pins: it
+	// needs no action of its own).
+	gitops.ActionUnpin,
 }
 
 // envWideActions apply to a whole environment: their requests have no app,

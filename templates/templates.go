@@ -44,6 +44,8 @@ var set = template.Must(template.New("").Funcs(template.FuncMap{
 		return strings.Repeat("`", max(3, longest+1))
 	},
 	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	// overrode says what a break-glass change overrode, from its reason.
+	"overrode": overrode,
 	"indent": func(prefix, s string) string {
 		lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 		return prefix + strings.Join(lines, "\n"+prefix)
@@ -56,6 +58,21 @@ func render(name string, data any) (string, error) {
 		return "", fmt.Errorf("render %s: %w", name, err)
 	}
 	return b.String(), nil
+}
+
+// overrode says what a break-glass reason overrides: "a freeze", "a pin",
+// or both (the reasons the core writes: "... was frozen by ...", "... in
+// the ... freeze window ...", "... is pinned to ...").
+func overrode(reason string) string {
+	pin := strings.Contains(reason, " is pinned to ")
+	freeze := strings.Contains(reason, " was frozen by ") || strings.Contains(reason, " freeze window ")
+	switch {
+	case pin && freeze:
+		return "a freeze and a pin"
+	case pin:
+		return "a pin"
+	}
+	return "a freeze"
 }
 
 // Ago is how long before now t was, as replies say it, e.g. "3d ago".
@@ -102,8 +119,14 @@ type Commit struct {
 	RequestedBy string // display name of the requester
 	Channel     string
 	Reason      string // one line, already normalised
-	BreakGlass  string // the freeze this change overrides, if any
-	Trailers    []Trailer
+	BreakGlass  string // the freeze (or pin) this change overrides, if any
+	// Pin is what the commit does to the app's pin, one sentence (a
+	// rollback pins, an unpin lifts); "" = nothing.
+	Pin string
+	// Held are the image automation the pin holds back or restores, one
+	// sentence each.
+	Held     []string
+	Trailers []Trailer
 }
 
 // CommitMessage renders a commit message: a subject a human reads, a body,
@@ -163,7 +186,35 @@ type EnvStatus struct {
 	Live      *Live // what Argo CD shows; nil when not configured
 	// Freezes are the freezes in effect in the environment.
 	Freezes []Freeze
+	// Pin is the app's pin in the environment; nil: not pinned.
+	Pin *Pin
 }
+
+// Pin is an app pinned in an environment by a rollback, as replies show
+// it.
+type Pin struct {
+	App, Env, Tag    string
+	By, Why, Request string
+	Since, Until     time.Time // Until zero: until unpin
+	Now              time.Time
+	// Expired: its until passed; it no longer refuses promotions, and the
+	// automation it holds stays held until unpin.
+	Expired bool
+	// Held are the image automation the pin holds back.
+	Held []string
+}
+
+// Pins is the reply to `pins [ENV]`.
+type Pins struct {
+	Env    string // "" = every environment
+	Now    time.Time
+	Pins   []Pin
+	Note   string // e.g. the pins file can't be read
+	Hidden string // pins left out by the policy
+}
+
+// PinsReply renders every pin.
+func PinsReply(d Pins) (string, error) { return render("pins.tmpl", d) }
 
 // Freeze is a freeze as replies show it: one set in chat with `freeze ENV`,
 // or a freeze window of the configuration.
@@ -211,6 +262,7 @@ type HealthApp struct {
 	App  string
 	Tag  string
 	Live *Live
+	Pin  *Pin // nil: not pinned
 }
 
 // Health is the reply to `health ENV`, unhealthy apps first.

@@ -276,3 +276,70 @@ func TestFreezeReplies(t *testing.T) {
 	}
 	golden(t, "reply_health_frozen", health)
 }
+
+// Pins: a rollback's commit says the pin and what it holds; an unpin's
+// what it lifts and restores; status, health and pins show them.
+func TestPinReplies(t *testing.T) {
+	rb := rollbackCommit()
+	rb.Pin = "Pins checkout in prod to 1.4.1 until `unpin checkout prod`: promotions into it are refused meanwhile."
+	rb.Held = []string{"Holds back Flux image automation of ImagePolicy flux-system:checkout (apps/checkout/overlays/prod/kustomization.yaml)."}
+	rb.Trailers = append(rb.Trailers[:len(rb.Trailers)-1], Trailer{"Shipbot-Pin", "pinned to 1.4.1"}, Trailer{"Chat-Channel", "#ops"})
+	unpin := Commit{
+		Action: "unpin", App: "checkout", Env: "prod", To: "1.4.1", RequestedBy: "carol", Channel: "#ops", Reason: "fixed in 1.4.3",
+		Pin:  "Lifts the pin of checkout in prod (pinned to 1.4.1 by alice since 2026-11-21 09:00 UTC).",
+		Held: []string{"Restores Flux image automation of ImagePolicy flux-system:checkout (apps/checkout/overlays/prod/kustomization.yaml)."},
+		Trailers: []Trailer{{"Shipbot-Request", "shp-3"}, {"Shipbot-Action", "unpin"}, {"Shipbot-App", "checkout"}, {"Shipbot-Env", "prod"},
+			{"Shipbot-To", "1.4.1"}, {"Requested-by", "carol <carol@shop.example.com>"}, {"Justification", "fixed in 1.4.3"}, {"Shipbot-Pin", "unpinned (was pinned to 1.4.1)"}},
+	}
+	bg := rollbackCommit()
+	bg.Action, bg.FromEnv, bg.From, bg.To, bg.Trailers = "promote", "staging", "1.4.1", "1.5.0", nil
+	bg.BreakGlass = "checkout in prod is pinned to 1.4.1 by alice since 2026-11-21 09:00 UTC (OPS-7) [shp-abcdefghij]"
+	for name, c := range map[string]Commit{"commit_rollback_pin": rb, "commit_unpin": unpin, "commit_promote_pin_break_glass": bg} {
+		got, err := CommitMessage(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, name, got)
+	}
+	pin := Pin{App: "checkout", Env: "prod", Tag: "1.4.1", By: "alice", Why: "OPS-7 checkout errors", Request: "shp-abcdefghij", Since: now.Add(-time.Hour), Now: now,
+		Held: []string{"Flux image automation of ImagePolicy flux-system:checkout (apps/checkout/overlays/prod/kustomization.yaml)"}}
+	expired := Pin{App: "search", Env: "staging", Tag: "0.9.0", By: "bob", Why: "bad index", Since: now.Add(-72 * time.Hour), Until: now.Add(-time.Hour), Now: now, Expired: true}
+	list, err := PinsReply(Pins{Now: now, Pins: []Pin{pin, expired}, Hidden: "not shown: the pins of 2 app(s) and environment(s) whose status the policy doesn't let alice see"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_pins", list)
+	none, err := PinsReply(Pins{Env: "prod", Now: now, Note: ".shipbot/pins.yaml can't be read (bad YAML): pins are not shown, and promotions are refused while it can't be read."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_pins_empty", none)
+	status, err := StatusReply(Status{App: "checkout", Now: now, Envs: []EnvStatus{{Env: "staging", Tag: "1.5.0"}, {Env: "prod", Tag: "1.4.1", Pin: &pin}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_status_pinned", status)
+	health, err := HealthReply(Health{Env: "prod", Apps: []HealthApp{{App: "checkout", Tag: "1.4.1", Pin: &pin, Live: &Live{Sync: "Synced", Health: "Healthy"}}, {App: "cart", Tag: "2.0.3"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_health_pinned", health)
+	done, err := DoneReply(Done{RequestID: "shp-bg", Summary: "promote checkout from staging to prod: 1.4.1 -> 1.5.0 [BREAK-GLASS: overrides the pin of checkout in prod]", Commit: "0123456789abcdef", Branch: "main", Attempts: 1, BreakGlass: bg.BreakGlass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "reply_done_pin_break_glass", done)
+}
+
+func TestOverrode(t *testing.T) {
+	for reason, want := range map[string]string{
+		"prod was frozen by carol until 2026-11-23 10:00 UTC (release week)":                                        "a freeze",
+		"prod is in the \"weekend\" freeze window (Fri 16:00 to Mon 08:00, UTC)":                                    "a freeze",
+		"checkout in prod is pinned to 1.4.1 by alice since 2026-11-21 09:00 UTC (OPS-7)":                           "a pin",
+		"prod was frozen by carol (x); and checkout in prod is pinned to 1.4.1 by alice since 2026-11-21 09:00 UTC": "a freeze and a pin",
+	} {
+		if got := overrode(reason); got != want {
+			t.Errorf("overrode(%q) = %q, want %q", reason, got, want)
+		}
+	}
+}

@@ -474,6 +474,31 @@ func (p *argParser) unfreeze(req *gitops.Request) error {
 
 func (p *argParser) health(req *gitops.Request) error { return p.one("ENV", "environment", &req.Env) }
 
+// unpin checks APP ENV, and that there is a reason.
+func (p *argParser) unpin(req *gitops.Request) error {
+	if err := p.appEnv(req, 2); err != nil {
+		return err
+	}
+	if req.Why == "" {
+		return p.fail("lifting a pin needs a reason: --why TEXT")
+	}
+	return nil
+}
+
+// pins checks the optional ENV of pins.
+func (p *argParser) pins(req *gitops.Request) error {
+	if err := p.atMost(1); err != nil {
+		return err
+	}
+	if len(p.args) == 1 {
+		if err := p.name("environment", p.args[0]); err != nil {
+			return err
+		}
+		req.Env = p.args[0]
+	}
+	return nil
+}
+
 // freezes takes no argument: it lists every environment's freezes.
 func (p *argParser) freezes(*gitops.Request) error { return p.atMost(0) }
 

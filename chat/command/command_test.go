@@ -29,7 +29,7 @@ var (
 	usageStatus   = "Usage: " + usages[status]
 	usageHistory  = "Usage: " + usages[history]
 	usageHelp     = "Usage: " + usages[help]
-	allCommands   = "rollback, restart, promote, status, history, health, freeze, unfreeze, freezes, proposals, approve, reject, help"
+	allCommands   = "rollback, restart, promote, status, history, health, freeze, unfreeze, freezes, unpin, pins, proposals, approve, reject, help"
 )
 
 type parseTest struct {
@@ -398,6 +398,23 @@ var parseTests = []parseTest{
 	{name: "promote break glass", line: "promote checkout staging to prod --break-glass --why OPS-9",
 		want: R{Action: gitops.ActionPromote, App: "checkout", FromEnv: "staging", Env: "prod", BreakGlass: true, Why: "OPS-9"}},
 	{name: "break glass on status", line: "status checkout --break-glass", errHas: []string{"--break-glass only applies"}},
+
+	// unpin, pins (issue 16)
+	{name: "unpin", line: "unpin checkout prod --why 1.4.2 fixed in 1.4.3",
+		want: R{Action: gitops.ActionUnpin, App: "checkout", Env: "prod", Why: "1.4.2 fixed in 1.4.3"}},
+	{name: "unpin upper case", line: "UNPIN checkout prod --why=fixed",
+		want: R{Action: gitops.ActionUnpin, App: "checkout", Env: "prod", Why: "fixed"}},
+	{name: "unpin needs why", line: "unpin checkout prod", errHas: []string{"lifting a pin needs a reason", "unpin APP ENV --why TEXT"}},
+	{name: "unpin needs env", line: "unpin checkout --why x", errHas: []string{"missing ENV", "unpin APP ENV"}},
+	{name: "unpin extra", line: "unpin checkout prod now --why x", errHas: []string{`unexpected argument "now"`}},
+	{name: "unpin reason without --why", line: "unpin checkout prod because fixed", errHas: []string{`(to give a reason, write "--why fixed")`}},
+	{name: "unpin break glass", line: "unpin checkout prod --break-glass --why x", errHas: []string{"--break-glass only applies"}},
+	{name: "unpin bad app", line: "unpin Check_out prod --why x", errHas: []string{"unpin APP ENV"}},
+	{name: "pins", line: "pins", want: R{Action: gitops.ActionPins}},
+	{name: "pins env", line: "pins prod", want: R{Action: gitops.ActionPins, Env: "prod"}},
+	{name: "pins too many", line: "pins checkout prod", errHas: []string{`unexpected argument "prod"`, "pins [ENV]"}},
+	{name: "pin typed", line: "pin checkout prod", errHas: []string{`unknown command "pin"; did you mean pins? (pins [ENV])`}},
+	{name: "unpins typo", line: "unpins checkout prod --why x", errHas: []string{"did you mean unpin? (unpin APP ENV --why TEXT)"}},
 }
 
 func TestParse(t *testing.T) {
@@ -469,6 +486,8 @@ func TestUsage(t *testing.T) {
 		promote:                "promote APP FROM to TO --why TEXT",
 		status:                 "status APP",
 		history:                "history APP ENV [N]",
+		gitops.ActionUnpin:     "unpin APP ENV --why TEXT",
+		gitops.ActionPins:      "pins [ENV]",
 		help:                   "help [COMMAND]",
 		gitops.Action("nope"):  "",
 		gitops.Action(""):      "",
@@ -548,6 +567,11 @@ func TestSuggest(t *testing.T) {
 		{"stat", status},
 		{"stauts", status},
 		{"histroy", history},
+		{"unpni", gitops.ActionUnpin},
+		{"upnin", gitops.ActionUnpin},
+		{"pins", gitops.ActionPins},
+		{"pin", gitops.ActionPins},
+		{"pinned", gitops.ActionPins},
 		{"hlep", help},
 		{"x", ""},
 		{"xyzzy", ""},

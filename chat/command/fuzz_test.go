@@ -36,6 +36,10 @@ func FuzzParse(f *testing.F) {
 		"freeze a --why b until 4h",
 		"rollback a b --why c --break-glass d",
 		"restart a b \u2014break-glass --why x",
+		"unpin a b --why c",
+		"unpin a b --why 'c --break-glass'",
+		"pins a",
+		"pins --why x",
 	} {
 		f.Add(s)
 	}
@@ -116,6 +120,14 @@ func checkRequest(t *testing.T, line string, req gitops.Request) {
 	case gitops.ActionStatus:
 		if req.App == "" || req.Env != "" {
 			fail("status takes exactly an app")
+		}
+	case gitops.ActionUnpin:
+		if req.App == "" || req.Env == "" || req.Why == "" || req.BreakGlass {
+			fail("unpin takes an app, an environment and a reason")
+		}
+	case gitops.ActionPins:
+		if req.App != "" || req.BreakGlass {
+			fail("pins takes at most an environment")
 		}
 	case gitops.ActionHelp:
 		if req.App != "" && Usage(gitops.Action(req.App)) == "" {

@@ -34,6 +34,8 @@ var table = []spec{
 	{action: gitops.ActionFreeze, usage: "freeze ENV [until WHEN] --why TEXT", desc: "block promotions to ENV (WHEN: 2026-11-28, 2026-11-28T08:00, 4h, 2d)", clause: "until", args: (*argParser).freeze},
 	{action: gitops.ActionUnfreeze, usage: "unfreeze ENV [--why TEXT]", desc: "lift a freeze of ENV", args: (*argParser).unfreeze},
 	{action: gitops.ActionFreezes, usage: "freezes", desc: "every freeze in effect (who, since, until, why) and the freeze windows", readOnly: true, args: (*argParser).freezes},
+	{action: gitops.ActionUnpin, usage: "unpin APP ENV --why TEXT", desc: "lift the pin a rollback set: promotions into APP in ENV are allowed again", args: (*argParser).unpin},
+	{action: gitops.ActionPins, usage: "pins [ENV]", desc: "every app a rollback pinned (who, since, why, what automation it holds)", readOnly: true, args: (*argParser).pins},
 	{action: gitops.ActionProposals, usage: "proposals [APP] [ENV]", desc: "changes waiting for review: who approved, what is missing", readOnly: true, args: (*argParser).proposals},
 	{action: gitops.ActionApprove, usage: "approve REQUEST-ID", desc: "approve a change under review (the requester never counts)", args: (*argParser).review},
 	{action: gitops.ActionReject, usage: "reject REQUEST-ID --why TEXT", desc: "reject a change under review: it is closed, nothing merges", args: (*argParser).reject},
@@ -137,6 +139,8 @@ var aliases = map[string]gitops.Action{
 	"release":  gitops.ActionPromote,
 	"log":      gitops.ActionHistory,
 	"logs":     gitops.ActionHistory,
+	"pin":      gitops.ActionPins,
+	"pinned":   gitops.ActionPins,
 }
 
 // suggest returns the command closest to an unknown word, or "" when none is

@@ -23,6 +23,8 @@ func TestSpell(t *testing.T) {
 		{R{Action: gitops.ActionFreeze, Env: "prod", Until: "4h", Why: "release week"}, "freeze prod until 4h --why release week"},
 		{R{Action: rollback, App: "a", Env: "to", BreakGlass: true}, "rollback --break-glass a to"},
 		{R{Action: history, App: "checkout", Env: "prod", Limit: 5}, "history checkout prod 5"},
+		{R{Action: gitops.ActionUnpin, App: "checkout", Env: "prod", Why: "fixed in 1.4.3"}, "unpin checkout prod --why fixed in 1.4.3"},
+		{R{Action: gitops.ActionPins, Env: "prod"}, "pins prod"},
 	} {
 		got := Spell(tc.req)
 		if got != tc.want {
@@ -39,7 +41,7 @@ func TestSpell(t *testing.T) {
 // keywords): every request parsed is valid, and its spelling parses back to
 // it. A deterministic companion of FuzzParse.
 func TestParseSpellRoundTrip(t *testing.T) {
-	parts := []string{"rollback", "restart", "promote", "freeze", "status", "history", "a", "b", "c", "to", "until", "TO",
+	parts := []string{"rollback", "restart", "promote", "freeze", "status", "history", "unpin", "pins", "a", "b", "c", "to", "until", "TO",
 		"--why", "--why=", "\u2014why", "'", "\"", "\u201c", "\u201d", "\u2018", "\u2019", " ", "\t", "\n",
 		"--break-glass", "\u2014break-glass", "\u2014until", "--until", "x", "4h", "1.2", "-h", "=", "--x", "\u2014", "é", "it's", "reason"}
 	r := rand.New(rand.NewSource(14))

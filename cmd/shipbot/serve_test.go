@@ -818,8 +818,9 @@ func TestServeSlackSocketMode(t *testing.T) {
 	if parent := serveGit(t, repo, "rev-parse", "main~1"); parent != before {
 		t.Errorf("the new commit's parent is %s, want the old tip %s", parent, before)
 	}
-	if ns := serveGit(t, repo, "diff", "--numstat", "main~1", "main"); ns != "1\t1\t"+serveCheckout {
-		t.Errorf("numstat %q, want exactly one line changed in %s", ns, serveCheckout)
+	// One line of the overlay, and the pin the rollback sets.
+	if ns := serveGit(t, repo, "diff", "--numstat", "main~1", "main"); ns != "10\t0\t.shipbot/pins.yaml\n1\t1\t"+serveCheckout {
+		t.Errorf("numstat %q, want exactly one line changed in %s and the pin", ns, serveCheckout)
 	}
 	if got := serveGit(t, repo, "show", "main:"+serveCheckout); !strings.HasSuffix(got, "\n    newTag: 1.4.1 # the release running in prod") || strings.Contains(got, "1.4.2") {
 		t.Errorf("prod overlay after the rollback:\n%s", got)
