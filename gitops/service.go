@@ -865,6 +865,9 @@ func (s *Service) message(p *Plan, author Person, authorized string, extra []tem
 	if req.Channel != "" {
 		tr = append(tr, templates.Trailer{Key: TrailerChannel, Value: req.Channel})
 	}
+	if req.Thread != "" && req.Action.Writes() {
+		tr = append(tr, templates.Trailer{Key: TrailerThread, Value: req.Thread})
+	}
 	tr = append(tr, extra...)
 	for i := range tr {
 		tr[i].Value = OneLine(tr[i].Value)

@@ -33,6 +33,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	app := fs.String("app", "", "only this app")
 	since := fs.String("since", "", "only changes at or after this date (2006-01-02 or RFC 3339)")
 	format := fs.String("format", "table", "table, json or csv")
+	dora := fs.Bool("dora", false, "instead of the records: per app and environment, deployment frequency, change failure rate (rollbacks per deploy) and time to restore, over --since (default: all history) until now")
 	failOn := fs.String("fail-on", "", "exit 1 when a record carries one of these flags (comma-separated: "+strings.Join(gitops.AuditFlags, ", ")+")")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -65,10 +66,52 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if *dora {
+		return writeDORA(stdout, *format, gitops.ComputeDORA(records, from, time.Now()))
+	}
 	if err := writeAudit(stdout, *format, records); err != nil {
 		return err
 	}
 	return gateAudit(stderr, gate, records)
+}
+
+// writeDORA writes the delivery figures as a table, JSON or CSV.
+func writeDORA(w io.Writer, format string, rows []gitops.DORA) error {
+	dur := func(d time.Duration, n int) string {
+		if n == 0 {
+			return "-"
+		}
+		return d.Round(time.Minute).String()
+	}
+	switch format {
+	case "json":
+		if rows == nil {
+			rows = []gitops.DORA{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	case "csv":
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"app", "env", "days", "deploys", "deploys_per_day", "rollbacks", "change_failure_rate", "restores", "median_restore_s", "mean_restore_s"})
+		for _, d := range rows {
+			_ = cw.Write([]string{d.App, d.Env, fmt.Sprintf("%.1f", d.Days), fmt.Sprint(d.Deploys), fmt.Sprintf("%.2f", d.PerDay), fmt.Sprint(d.Rollbacks),
+				fmt.Sprintf("%.3f", d.ChangeFailureRate), fmt.Sprint(d.Restores), fmt.Sprintf("%.0f", d.MedianRestore.Seconds()), fmt.Sprintf("%.0f", d.MeanRestore.Seconds())})
+		}
+		cw.Flush()
+		return cw.Error()
+	default:
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "APP\tENV\tDEPLOYS\tPER DAY\tROLLBACKS\tCHANGE FAILURE RATE\tTIME TO RESTORE (MEDIAN)\t(MEAN)")
+		for _, d := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%d\t%.0f%%\t%s\t%s\n", d.App, d.Env, d.Deploys, d.PerDay, d.Rollbacks, 100*d.ChangeFailureRate,
+				dur(d.MedianRestore, d.Restores), dur(d.MeanRestore, d.Restores))
+		}
+		if len(rows) == 0 {
+			fmt.Fprintln(tw, "(no deploys in the period)")
+		}
+		return tw.Flush()
+	}
 }
 
 // failOnFlags reads --fail-on: flags an audit record can carry.

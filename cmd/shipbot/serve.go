@@ -199,6 +199,17 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if f := cfg.Forge; f != nil {
 			go reconcileLoop(lctx, m.Service, f.ReconcileInterval, log)
 		}
+		// Changes the previous leader (or this process before a restart)
+		// was following through Argo CD: follow them again, in their threads.
+		go func() {
+			list, err := m.Service.Unfinished(lctx, 0)
+			if err != nil {
+				log.Warn("changes in flight could not be listed; their threads get no report", "err", err)
+			}
+			if n := adapter.FollowUnfinished(list); n > 0 {
+				log.Info("following changes in flight again", "changes", n)
+			}
+		}()
 		if scfg.Mode == "socket" {
 			sm := socketmode.New(client, socketmode.OptionLog(slog.NewLogLogger(log.Handler(), slog.LevelInfo)))
 			if err := adapter.RunSocketMode(lctx, sm); err != nil && lctx.Err() == nil {
@@ -258,9 +269,15 @@ func newElector(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer)
 	if h == nil {
 		return nil, nil
 	}
-	o, err := lease.InCluster()
+	var o lease.Options
+	var err error
+	if h.Server != "" {
+		o, err = lease.External(h.Server, h.TokenFile, h.CAFile)
+	} else {
+		o, err = lease.InCluster()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: ha.enabled: %w", cfg.Path, err)
+		return nil, fmt.Errorf("%s: ha: %w", cfg.Path, err)
 	}
 	if h.Namespace != "" {
 		o.Namespace = h.Namespace

@@ -131,6 +131,29 @@ func InCluster() (Options, error) {
 	}, nil
 }
 
+// External returns the Options of a replica outside the cluster: the API
+// server's URL, a bearer token file (re-read at every call; "" = none) and
+// the CA that signed the server's certificate ("" = the system's roots).
+func External(server, tokenFile, caFile string) (Options, error) {
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		ca, err := os.ReadFile(caFile)
+		if err != nil {
+			return Options{}, fmt.Errorf("lease: the API server's CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(ca) {
+			return Options{}, fmt.Errorf("lease: %s holds no certificate", caFile)
+		}
+		tlsConfig.RootCAs = pool
+	}
+	o := Options{Server: server, Client: &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig}}}
+	if tokenFile != "" {
+		o.Token = TokenFile(tokenFile)
+	}
+	return o, nil
+}
+
 // TokenFile reads a bearer token from path at every call.
 func TokenFile(path string) func() (string, error) {
 	return func() (string, error) {

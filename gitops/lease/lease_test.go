@@ -2,125 +2,20 @@ package lease
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shipbot/shipbot/gitops/lease/leasetest"
 )
 
-// apiServer serves coordination.k8s.io/v1 Leases as kube-apiserver does:
-// GET, POST (409 AlreadyExists) and PUT with a resourceVersion that must
-// match (409 Conflict), Status objects for errors, a bearer token.
-type apiServer struct {
-	mu      sync.Mutex
-	leases  map[string]map[string]any // name -> object
-	version int
-	// refuse, when set for an identity, answers its writes 503 (a replica
-	// cut off from the API server).
-	refuse sync.Map
-	writes atomic.Int32
-}
-
-func newAPIServer(t *testing.T) (*apiServer, *httptest.Server) {
-	a := &apiServer{leases: map[string]map[string]any{}}
-	srv := httptest.NewServer(http.HandlerFunc(a.serve))
-	t.Cleanup(srv.Close)
-	return a, srv
-}
-
-func status(w http.ResponseWriter, code int, reason, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]any{"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": msg, "reason": reason, "code": code})
-}
-
-func (a *apiServer) serve(w http.ResponseWriter, r *http.Request) {
-	if r.Header.Get("Authorization") != "Bearer sa-token" {
-		status(w, 401, "Unauthorized", "Unauthorized")
-		return
-	}
-	const prefix = "/apis/coordination.k8s.io/v1/namespaces/shipbot/leases"
-	if !strings.HasPrefix(r.URL.Path, prefix) {
-		status(w, 404, "NotFound", "the server could not find the requested resource")
-		return
-	}
-	name := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, prefix), "/")
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var body map[string]any
-	if r.Method != http.MethodGet {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			status(w, 400, "BadRequest", err.Error())
-			return
-		}
-		holder, _ := body["spec"].(map[string]any)["holderIdentity"].(string)
-		if _, cut := a.refuse.Load(holder); cut {
-			status(w, 503, "ServiceUnavailable", "cut off")
-			return
-		}
-		a.writes.Add(1)
-	}
-	meta := func(o map[string]any) map[string]any { return o["metadata"].(map[string]any) }
-	switch r.Method {
-	case http.MethodGet:
-		o, ok := a.leases[name]
-		if !ok {
-			status(w, 404, "NotFound", `leases.coordination.k8s.io "`+name+`" not found`)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(o)
-	case http.MethodPost:
-		name = meta(body)["name"].(string)
-		if _, ok := a.leases[name]; ok {
-			status(w, 409, "AlreadyExists", `leases.coordination.k8s.io "`+name+`" already exists`)
-			return
-		}
-		a.version++
-		meta(body)["resourceVersion"] = strconv.Itoa(a.version)
-		a.leases[name] = body
-		w.WriteHeader(201)
-		_ = json.NewEncoder(w).Encode(body)
-	case http.MethodPut:
-		cur, ok := a.leases[name]
-		if !ok {
-			status(w, 404, "NotFound", `leases.coordination.k8s.io "`+name+`" not found`)
-			return
-		}
-		if meta(body)["resourceVersion"] != meta(cur)["resourceVersion"] {
-			status(w, 409, "Conflict", "Operation cannot be fulfilled on leases.coordination.k8s.io \""+name+"\": the object has been modified; please apply your changes to the latest version and try again")
-			return
-		}
-		a.version++
-		meta(body)["resourceVersion"] = strconv.Itoa(a.version)
-		a.leases[name] = body
-		_ = json.NewEncoder(w).Encode(body)
-	default:
-		status(w, 405, "MethodNotAllowed", "method not allowed")
-	}
-}
-
-func (a *apiServer) holder(name string) string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	o, ok := a.leases[name]
-	if !ok {
-		return ""
-	}
-	h, _ := o["spec"].(map[string]any)["holderIdentity"].(string)
-	return h
-}
-
 // Short periods keep the test quick; their ratios are the defaults'.
-func elector(t *testing.T, srv *httptest.Server, id string) *Elector {
+func elector(t *testing.T, srv *leasetest.Server, id string) *Elector {
 	t.Helper()
 	e, err := New(Options{
-		Server: srv.URL, Token: func() (string, error) { return "sa-token", nil },
-		Namespace: "shipbot", Name: "shipbot-env", Identity: id,
+		Server: srv.URL, Token: func() (string, error) { return leasetest.Token, nil },
+		Namespace: leasetest.Namespace, Name: "shipbot-env", Identity: id,
 		LeaseDuration: 900 * time.Millisecond, RenewDeadline: 600 * time.Millisecond, RetryPeriod: 120 * time.Millisecond,
 	})
 	if err != nil {
@@ -197,14 +92,15 @@ func watchOverlap(t *testing.T, a, b *Elector) (stop func()) {
 }
 
 func TestOneLeaderAndHandOverOnShutdown(t *testing.T) {
-	api, srv := newAPIServer(t)
+	api := leasetest.New(t)
+	srv := api
 	a := start(t, elector(t, srv, "shipbot-a"))
 	waitFor(t, "a to lead", func() bool { return a.leading.Load() && a.e.Held() })
 	b := start(t, elector(t, srv, "shipbot-b"))
 	stop := watchOverlap(t, a.e, b.e)
 	time.Sleep(1500 * time.Millisecond) // longer than the lease duration: b must not take a renewed lease
-	if b.e.Held() || b.leading.Load() || api.holder("shipbot-env") != "shipbot-a" {
-		t.Fatalf("b took a lease a renews (holder %q)", api.holder("shipbot-env"))
+	if b.e.Held() || b.leading.Load() || api.Holder("shipbot-env") != "shipbot-a" {
+		t.Fatalf("b took a lease a renews (holder %q)", api.Holder("shipbot-env"))
 	}
 	if b.e.Holder() != "shipbot-a" {
 		t.Errorf("b sees holder %q", b.e.Holder())
@@ -230,14 +126,15 @@ func TestOneLeaderAndHandOverOnShutdown(t *testing.T) {
 // A leader cut off from the API server stops leading (Held false) before
 // the other replica can take the lease: never two writers.
 func TestCutOffLeaderStopsBeforeTakeOver(t *testing.T) {
-	api, srv := newAPIServer(t)
+	api := leasetest.New(t)
+	srv := api
 	a := start(t, elector(t, srv, "shipbot-a"))
 	waitFor(t, "a to lead", func() bool { return a.e.Held() })
 	b := start(t, elector(t, srv, "shipbot-b"))
 	stop := watchOverlap(t, a.e, b.e)
 	time.Sleep(300 * time.Millisecond)
 
-	api.refuse.Store("shipbot-a", true)
+	api.Refuse.Store("shipbot-a", true)
 	cut := time.Now()
 	var lostAt time.Time
 	select {
@@ -262,13 +159,13 @@ func TestCutOffLeaderStopsBeforeTakeOver(t *testing.T) {
 	if !tookOver.After(lostAt) {
 		t.Error("b took over before a stopped")
 	}
-	if api.holder("shipbot-env") != "shipbot-b" {
-		t.Errorf("holder %q", api.holder("shipbot-env"))
+	if api.Holder("shipbot-env") != "shipbot-b" {
+		t.Errorf("holder %q", api.Holder("shipbot-env"))
 	}
 }
 
 func TestAPIErrorsAreReported(t *testing.T) {
-	_, srv := newAPIServer(t)
+	srv := leasetest.New(t)
 	e, err := New(Options{Server: srv.URL, Token: func() (string, error) { return "wrong", nil }, Namespace: "shipbot", Name: "x", Identity: "a"})
 	if err != nil {
 		t.Fatal(err)

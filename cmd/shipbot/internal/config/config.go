@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -150,6 +151,12 @@ type File struct {
 		LeaseDuration string `yaml:"leaseDuration"`
 		RenewDeadline string `yaml:"renewDeadline"`
 		RetryPeriod   string `yaml:"retryPeriod"`
+		// Server, TokenFile and CAFile reach an API server from outside a
+		// pod (default: the pod's service account); Namespace is then
+		// required.
+		Server    string `yaml:"server"`
+		TokenFile string `yaml:"tokenFile"`
+		CAFile    string `yaml:"caFile"`
 	} `yaml:"ha"`
 	Forge *struct {
 		Type              string `yaml:"type"` // git or github
@@ -227,6 +234,9 @@ var dnsName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-
 type HA struct {
 	Lease, Namespace                          string
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration // 0 = the defaults
+	// Server, TokenFile (absolute) and CAFile (absolute, "" = the system's
+	// roots) reach the API server from outside a pod; "" = in-cluster.
+	Server, TokenFile, CAFile string
 }
 
 // Config is the validated configuration, paths resolved against the
@@ -643,6 +653,15 @@ func (v *validator) check(file string, f *File) *Config {
 			LeaseDuration: v.duration("ha.leaseDuration", h.LeaseDuration),
 			RenewDeadline: v.duration("ha.renewDeadline", h.RenewDeadline),
 			RetryPeriod:   v.duration("ha.retryPeriod", h.RetryPeriod)}
+		cfg.HA.Server, cfg.HA.TokenFile, cfg.HA.CAFile = h.Server, abs(h.TokenFile), abs(h.CAFile)
+		if h.Server != "" {
+			if u, err := url.Parse(h.Server); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				v.addf("ha.server", "%q is not the URL of a Kubernetes API server, e.g. https://10.0.0.1:6443", h.Server)
+			}
+			if h.Namespace == "" {
+				v.addf("ha.namespace", "required with ha.server: the namespace of the Lease")
+			}
+		}
 		if cfg.HA.Lease == "" {
 			sum := sha256.Sum256([]byte(cfg.RepoURL + "\x00" + cfg.Branch))
 			cfg.HA.Lease = "shipbot-" + hex.EncodeToString(sum[:])[:12]

@@ -500,3 +500,19 @@ func TestParseHA(t *testing.T) {
 		}
 	}
 }
+
+func TestParseHAOutsideACluster(t *testing.T) {
+	cfg, err := Parse("/etc/shipbot/shipbot.yaml", []byte(good+"ha:\n  enabled: true\n  server: https://10.0.0.1:6443\n  namespace: shipbot\n  tokenFile: kube-token\n  caFile: ca.crt\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := cfg.HA; h.Server != "https://10.0.0.1:6443" || h.TokenFile != "/etc/shipbot/kube-token" || h.CAFile != "/etc/shipbot/ca.crt" || h.Namespace != "shipbot" {
+		t.Errorf("HA = %+v", h)
+	}
+	_, err = Parse("shipbot.yaml", []byte(good+"ha:\n  enabled: true\n  server: kube:6443\n"))
+	for _, w := range []string{`ha.server (line 30): "kube:6443" is not the URL of a Kubernetes API server`, "ha.namespace (line 28): required with ha.server"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in %v", w, err)
+		}
+	}
+}
