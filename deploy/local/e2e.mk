@@ -1,10 +1,12 @@
-# shipbot against a real local Argo CD 2.14 + kube-apiserver/KCM 1.31, no Docker
+# shipbot against a real local Argo CD 2.14 + Kubernetes 1.31 (apiserver, KCM,
+# scheduler, kubelet on containerd: one real node), no Docker
 # (deploy/local/README.md). Included from the Makefile:
 #     include deploy/local/e2e.mk
-# Needs root (a private network namespace per run), git, and Debian's
-# etcd-server and redis-server (installed here when missing and apt-get exists).
+# Needs root (a private network and mount namespace per run), git, and Debian's
+# etcd-server, redis-server, containerd, runc and containernetworking-plugins
+# (installed here when missing and apt-get exists).
 #
-#   make e2e-build      build or reuse the tool binaries (first time ~11 min)
+#   make e2e-build      build or reuse the tool binaries (first time ~14 min)
 #   make e2e-contract   Argo CD v1alpha1 JSON -> shipbot's argo structs
 #   make e2e            the end-to-end scenarios (build cached)
 #   make demo-argocd    the demo chat with the real local Argo CD
@@ -22,6 +24,9 @@ e2e-deps:
 	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v containerd >/dev/null || missing="$$missing containerd"; \
+	command -v runc >/dev/null || missing="$$missing runc"; \
+	[ -x /usr/lib/cni/bridge ] || missing="$$missing containernetworking-plugins"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -46,7 +51,7 @@ e2e: e2e-deps
 	echo "e2e wall time (stack + scenarios + teardown): $$(( $$(date +%s) - start ))s"
 
 demo-argocd: e2e-deps
-	@set -e; echo "demo-argocd: building the local Argo CD stack if needed (first build ~11 min, cached after)"; \
+	@set -e; echo "demo-argocd: building the local Argo CD stack if needed (first build ~14 min, cached after)"; \
 	bin=$$(GO=$(GO) $(E2E_BUILD) | tail -n1); \
 	$(GO) build -o bin/shipbot ./cmd/shipbot; \
 	$(GO) build -o bin/e2e-harness ./deploy/local/harness; \

@@ -129,6 +129,12 @@ func cleanup(name string) {
 	fmt.Fprintf(os.Stderr, "[harness] network namespace %s deleted\n", name)
 }
 
+// crashTag is the tag of stack.CrashImage.
+func crashTag() string {
+	_, tag, _ := strings.Cut(stack.CrashImage[strings.LastIndex(stack.CrashImage, "/"):], ":")
+	return tag
+}
+
 // demo starts the stack with the demo repo and chats (or just waits).
 func demo(args []string, chat bool) error {
 	fs := flag.NewFlagSet("harness", flag.ExitOnError)
@@ -162,8 +168,12 @@ func demo(args []string, chat bool) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "[harness] starting etcd, kube-apiserver, kube-controller-manager, redis and Argo CD 2.14 (~30 s)...\n")
-	s, err := stack.Start(ctx, stack.Options{BinDir: *bin, WorkDir: filepath.Join(dir, "stack"), RepoPath: d.Repo, Apps: stack.DemoApps(), Log: os.Stderr})
+	imgs, err := stack.DemoImages(ctx, d.Repo)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "[harness] starting the registry, etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet, redis and Argo CD 2.14 (~40 s)...\n")
+	s, err := stack.Start(ctx, stack.Options{BinDir: *bin, WorkDir: filepath.Join(dir, "stack"), RepoPath: d.Repo, Apps: stack.DemoApps(), Images: imgs, Log: os.Stderr})
 	if err != nil {
 		return err
 	}
@@ -171,20 +181,29 @@ func demo(args []string, chat bool) error {
 	if err := d.WriteConfig(s, "3m"); err != nil {
 		return err
 	}
+	if pods, err := s.Pods(ctx); err == nil {
+		fmt.Fprintf(os.Stderr, "[harness] %d pods on node %s:\n", len(pods), stack.NodeName)
+		for _, p := range pods {
+			fmt.Fprintf(os.Stderr, "          %s\n", p)
+		}
+	}
 	if !chat {
 		fmt.Fprintf(os.Stderr, "[harness] up: config %s, Argo CD %s (admin token only in the harness); Ctrl-C stops\n", d.Config, stack.ArgoURL)
 		<-ctx.Done()
 		return nil
 	}
 	fmt.Fprintf(os.Stderr, `[harness] Argo CD %s syncs %s (9 apps: checkout, payments, search x dev, staging, prod;
-          prod has no automated sync: shipbot syncs it). Try:
+          prod has no automated sync: shipbot syncs it), each a real pod on node %s. Try:
             rollback checkout dev to 1.4.1
             yes
             /as bob
             restart payments staging
             yes
-          and watch shipbot report Synced and Healthy. Ctrl-D ends the demo and stops the stack.
-`, stack.ArgoURL, d.Repo)
+            rollback search dev to does-not-exist     (no such image: ImagePullBackOff)
+            yes, deploy does-not-exist
+            rollback %s dev to %s     (crash-loops)
+          and watch shipbot report Synced and Healthy, or the failing pod. Ctrl-D ends the demo and stops the stack.
+`, stack.ArgoURL, d.Repo, stack.NodeName, "payments", crashTag())
 	cmd := exec.CommandContext(ctx, sb, "chat", "--config", d.Config, "--as", *as)
 	cmd.Stdin, cmd.Stdout = os.Stdin, os.Stdout
 	logf, err := os.Create(filepath.Join(d.Dir, "shipbot.log"))

@@ -1,17 +1,23 @@
-// Package stack runs a real Argo CD v2.14 with a real kube-apiserver and
-// kube-controller-manager v1.31 on 127.0.0.1, without Docker, for shipbot's
-// end-to-end tests and the full-loop demo (see deploy/local/README.md).
+// Package stack runs a real Argo CD v2.14 with a real kube-apiserver,
+// kube-controller-manager, kube-scheduler and kubelet v1.31 (containerd and
+// runc underneath: one real node) on 127.0.0.1, without Docker, for
+// shipbot's end-to-end tests and the full-loop demo (see
+// deploy/local/README.md).
 //
 // Start expects to run inside a private network namespace (the harness's
-// `netns` command makes one): every server binds 127.0.0.1, and the Argo CD
-// application controller binds 0.0.0.0:8082 with no flag to change it. It
-// uses only the standard library, so it lives in shipbot's own module
-// without pulling Argo CD or Kubernetes into it; the binaries come from
-// deploy/local/build.sh.
+// `netns` command makes one, with a private mount namespace): every server
+// binds 127.0.0.1, and the Argo CD application controller binds
+// 0.0.0.0:8082 with no flag to change it; node.go says what the node does
+// in those namespaces. Besides the standard library it uses only
+// deploy/local/images (go-containerregistry, already one of shipbot's
+// dependencies), so it lives in shipbot's own module without pulling Argo CD
+// or Kubernetes into it; the binaries come from deploy/local/build.sh.
 //
 // Ports (inside the namespace): etcd 2379/2380, kube-apiserver 6443, redis
 // 6379, argocd-server 8080 (plain HTTP, --insecure), repo-server 8081,
-// controller metrics 8082, server metrics 8083, repo-server metrics 8084.
+// controller metrics 8082, server metrics 8083, repo-server metrics 8084,
+// registry 5000, kubelet 10250 (healthz 10248), kube-scheduler 10259,
+// kube-controller-manager 10257.
 package stack
 
 import (
@@ -37,6 +43,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shipbot/shipbot/deploy/local/images"
 )
 
 // Fixed endpoints inside the namespace.
@@ -61,7 +69,8 @@ type App struct {
 // Options configure Start.
 type Options struct {
 	// BinDir holds argocd, kube-apiserver, kube-controller-manager,
-	// kustomize, helm and crds/ (from build.sh).
+	// kube-scheduler, kubelet, kustomize, helm, app (the images' binary)
+	// and crds/ (from build.sh).
 	BinDir string
 	// WorkDir gets data, certs, tokens and one log per process (logs/).
 	WorkDir string
@@ -69,6 +78,10 @@ type Options struct {
 	RepoPath string
 	// Apps are created once Argo CD runs.
 	Apps []App
+	// Images are built and pushed to the local registry before the node
+	// starts (the pause image is added). Their registries are served by
+	// it: containerd's hosts.toml sends them there.
+	Images []images.Image
 	// Log gets progress lines (default: discard).
 	Log io.Writer
 	// Ready bounds each wait for a server (default 60s).
@@ -87,10 +100,12 @@ type Stack struct {
 	RepoURL string
 
 	http *http.Client
+	node node
 
-	mu    sync.Mutex
-	procs map[string]*proc
-	order []string
+	mu      sync.Mutex
+	procs   map[string]*proc
+	order   []string
+	stopped bool
 }
 
 type proc struct {
@@ -124,15 +139,18 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 			return nil, err
 		}
 	}
-	for _, b := range []string{"argocd", "kube-apiserver", "kube-controller-manager", "kustomize", "helm"} {
+	for _, b := range []string{"argocd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kustomize", "helm", "app"} {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
 			return nil, fmt.Errorf("stack: %w (run deploy/local/build.sh)", err)
 		}
 	}
-	for _, b := range []string{"etcd", "redis-server", "git"} {
+	for _, b := range []string{"etcd", "redis-server", "git", "containerd", "containerd-shim-runc-v2", "runc", "ip"} {
 		if _, err := exec.LookPath(b); err != nil {
-			return nil, fmt.Errorf("stack: %s not on PATH (apt-get install etcd-server redis-server git)", b)
+			return nil, fmt.Errorf("stack: %s not on PATH (apt-get install etcd-server redis-server git containerd runc containernetworking-plugins iproute2)", b)
 		}
+	}
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		return nil, fmt.Errorf("stack: no CNI plugins in /usr/lib/cni (apt-get install containernetworking-plugins)")
 	}
 	s := &Stack{
 		o:       o,
@@ -152,7 +170,13 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err := s.files(); err != nil {
 		return nil, err
 	}
+	if err := s.startRegistry(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.startKube(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.startNode(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.bootstrapKube(ctx); err != nil {
@@ -171,7 +195,7 @@ func Start(ctx context.Context, o Options) (_ *Stack, err error) {
 	if err := s.WaitApps(ctx, names, 3*time.Minute); err != nil {
 		return nil, err
 	}
-	s.logf("stack up in %s: %d apps Synced and Healthy", time.Since(start).Round(100*time.Millisecond), len(names))
+	s.logf("stack up in %s: %d apps Synced and Healthy (pods Ready)", time.Since(start).Round(100*time.Millisecond), len(names))
 	return s, nil
 }
 
@@ -259,11 +283,19 @@ func (s *Stack) startKube(ctx context.Context) error {
 		return err
 	}
 	kc := s.path("kubeconfig")
-	return s.spawn("kube-controller-manager", procSpec{bin: filepath.Join(s.o.BinDir, "kube-controller-manager"), args: []string{
+	// node-lifecycle-controller: the kubelet registers its node tainted
+	// not-ready, and only this controller removes the taint.
+	if err := s.spawn("kube-controller-manager", procSpec{bin: filepath.Join(s.o.BinDir, "kube-controller-manager"), args: []string{
 		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1", "--leader-elect=false",
-		"--controllers=deployment-controller,replicaset-controller,namespace-controller,garbage-collector-controller,serviceaccount-controller",
+		"--controllers=deployment-controller,replicaset-controller,namespace-controller,garbage-collector-controller,serviceaccount-controller,node-lifecycle-controller",
 		"--service-account-private-key-file=" + s.path("certs/sa.key"),
+	}}); err != nil {
+		return err
+	}
+	return s.spawn("kube-scheduler", procSpec{bin: filepath.Join(s.o.BinDir, "kube-scheduler"), args: []string{
+		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1", "--leader-elect=false",
 	}})
 }
 
@@ -565,8 +597,21 @@ func (s *Stack) WaitArgo(ctx context.Context) error {
 	return s.waitHTTP(ctx, "argocd-server", ArgoURL+"/healthz", "")
 }
 
-// Stop stops every process, newest first.
+// Stop stops Argo CD, takes the node down (workloads first; see node.go)
+// and stops every other process, newest first.
 func (s *Stack) Stop() {
+	s.mu.Lock()
+	stopped := s.stopped
+	s.stopped = true
+	s.mu.Unlock()
+	if stopped {
+		return
+	}
+	start := time.Now()
+	for _, n := range []string{"argocd-application-controller", "argocd-server", "argocd-repo-server"} {
+		s.stopNamed(n)
+	}
+	s.stopNode()
 	s.mu.Lock()
 	order := append([]string(nil), s.order...)
 	s.mu.Unlock()
@@ -576,7 +621,7 @@ func (s *Stack) Stop() {
 		s.mu.Unlock()
 		s.kill(p)
 	}
-	s.logf("stopped; logs in %s", s.path("logs"))
+	s.logf("stopped in %s; logs in %s", time.Since(start).Round(100*time.Millisecond), s.path("logs"))
 }
 
 func (s *Stack) kill(p *proc) {

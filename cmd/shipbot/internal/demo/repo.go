@@ -47,7 +47,7 @@ metadata:
   name: checkout
   labels: {app: checkout}
 spec:
-  replicas: 0 # scaled by the HPA in real clusters
+  replicas: 1
   selector:
     matchLabels: {app: checkout}
   template:
@@ -59,6 +59,9 @@ spec:
           image: registry.example.com/shop/checkout:latest # overridden by each overlay
           ports:
             - containerPort: 8080
+          readinessProbe:
+            httpGet: {path: /healthz, port: 8080}
+            periodSeconds: 2
 `,
 		"apps/checkout/base/service.yaml": `apiVersion: v1
 kind: Service
@@ -71,7 +74,7 @@ spec:
       targetPort: 8080
 `,
 		"apps/payments/chart/Chart.yaml":  "apiVersion: v2\nname: payments\nversion: 0.3.0\n",
-		"apps/payments/chart/values.yaml": "replicaCount: 0\nimage:\n  repository: " + PaymentsImage + "\n  tag: latest\npodAnnotations: {}\n",
+		"apps/payments/chart/values.yaml": "replicaCount: 1\nimage:\n  repository: " + PaymentsImage + "\n  tag: latest\npodAnnotations: {}\n",
 		"apps/payments/chart/templates/deployment.yaml": `apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -91,6 +94,11 @@ spec:
       containers:
         - name: payments
           image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+          ports:
+            - containerPort: 8080
+          readinessProbe:
+            httpGet: {path: /healthz, port: 8080}
+            periodSeconds: 2
 `,
 	}
 	for _, env := range envs {
@@ -122,7 +130,7 @@ func paymentsValues(env, tag, restarted string) string {
 		ann = fmt.Sprintf("podAnnotations:\n  %s: %q\n", gitops.RestartAnnotation, restarted)
 	}
 	return fmt.Sprintf(`# payments values for %[1]s (Helm chart in ./chart)
-replicaCount: 0
+replicaCount: 1
 
 image:
   repository: %[2]s
@@ -157,7 +165,7 @@ metadata:
   name: search
   namespace: search-%[1]s
 spec:
-  replicas: 0
+  replicas: 1
   selector:
     matchLabels: {app: search}
   template:
@@ -168,6 +176,9 @@ spec:
       - name: search
         image: %[2]s:%[3]s
         args: ["--port=9200"]
+        readinessProbe:
+          httpGet: {path: /healthz, port: 9200}
+          periodSeconds: 2
       - name: metrics
         image: registry.example.com/infra/metrics-exporter:0.4.1
 `, env, SearchImage, tag, ann)
