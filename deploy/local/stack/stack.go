@@ -760,6 +760,10 @@ func (s *Stack) Kube(ctx context.Context, method, path, contentType string, body
 	return b, nil
 }
 
+// KubeAuth is how to reach kube-apiserver at KubeURL: an HTTP client
+// (TLS to its self-signed certificate, loopback only) and an admin token.
+func (s *Stack) KubeAuth() (*http.Client, string) { return s.http, s.kubeToken }
+
 // apply server-side-applies obj at path.
 func (s *Stack) apply(ctx context.Context, path string, obj any) error {
 	b, err := json.Marshal(obj)
