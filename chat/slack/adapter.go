@@ -153,6 +153,9 @@ type pending struct {
 	ref    msgRef // the plan's message
 	at     time.Time
 	timer  *time.Timer
+	// sealed: its buttons carry a token any replica can act on, so it
+	// outlives this process (Shutdown leaves it waiting).
+	sealed bool
 }
 
 // msgRef names a message shipbot posted and keeps updating.
@@ -257,10 +260,15 @@ func (a *Adapter) Shutdown(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	left := make([]*pending, 0, len(a.pending))
+	kept := 0
 	for id, p := range a.pending {
 		p.timer.Stop()
-		left = append(left, p)
 		delete(a.pending, id)
+		if p.sealed {
+			kept++ // its buttons work on any replica, and after a restart
+			continue
+		}
+		left = append(left, p)
 	}
 	a.mu.Unlock()
 	for _, p := range left {
@@ -270,7 +278,7 @@ func (a *Adapter) Shutdown(ctx context.Context) error {
 		a.log.Error("shutdown: could not update every waiting plan", "err", err)
 		return err
 	}
-	a.log.Info("slack adapter stopped", "cancelled_plans", len(left))
+	a.log.Info("slack adapter stopped", "cancelled_plans", len(left), "plans_left_to_the_next_replica", kept)
 	return nil
 }
 
@@ -431,17 +439,30 @@ type click struct {
 	actionID, value      string
 	messageTS, actionTS  string
 	triggerID, container string
+	// ack acknowledges the delivery to Slack (nil: it was already): a
+	// Confirm is acknowledged once its change was written, or dropped
+	// unacknowledged when this replica stops taking work, so that Slack
+	// delivers it again elsewhere.
+	ack func()
+}
+
+// acked acknowledges c's delivery if it was not yet.
+func (c click) acked() {
+	if c.ack != nil {
+		c.ack()
+	}
 }
 
 // receiveClick takes a button press after it was acknowledged.
 func (a *Adapter) receiveClick(c click) {
 	log := a.log.With("slack_user", c.user, "slack_channel", c.channel, "request", c.value)
 	if !a.Accepting() {
-		log.Warn("click dropped: shutting down")
+		log.Warn("click dropped unacknowledged: shutting down (Slack delivers it again)")
 		return
 	}
 	if !a.firstDelivery("click:" + c.team + ":" + c.user + ":" + c.actionTS + ":" + c.triggerID) {
 		log.Info("duplicate click ignored")
+		c.acked()
 		return
 	}
 	handle := a.handleClick
@@ -541,7 +562,11 @@ func (a *Adapter) handleMessage(in inbound) {
 	p.timer = time.AfterFunc(timeout, func() { a.expire(id) })
 	a.mu.Unlock()
 	log.Info("plan shown; waiting for the requester", "timeout", timeout)
-	if err := a.update(ctx, log, ref, planMessage(resp.Plan, in.user, timeout.String(), a.buttonValue(log, resp.Plan, in.user), a.o.MaxDiffLines)); err != nil {
+	value := a.buttonValue(log, resp.Plan, in.user)
+	a.mu.Lock()
+	p.sealed = value != resp.Plan.Request.ID
+	a.mu.Unlock()
+	if err := a.update(ctx, log, ref, planMessage(resp.Plan, in.user, timeout.String(), value, a.o.MaxDiffLines)); err != nil {
 		// Nobody can press buttons that were never shown.
 		if p := a.take(id); p != nil {
 			a.o.Core.Cancel(p.plan, "the plan could not be shown in Slack")
@@ -658,6 +683,7 @@ func (a *Adapter) buttonValue(log *slog.Logger, p *gitops.Plan, userID string) s
 }
 
 func (a *Adapter) handleClick(c click) {
+	defer c.acked()
 	ctx, cancel := context.WithTimeout(a.base, a.o.WorkTimeout)
 	defer cancel()
 	id, answerer, token := c.value, "", ""
@@ -766,6 +792,7 @@ func (a *Adapter) answer(ctx context.Context, log *slog.Logger, c click, p *pend
 	}
 	a.update(ctx, log, p.ref, progressMessage(plan, p.userID, ":hourglass_flowing_sand: "+note+"; committing…", "committing…", a.o.MaxDiffLines))
 	resp := a.o.Core.Confirm(ctx, plan)
+	c.acked() // written (or not, for sure): Slack need not deliver it again
 	a.o.Metrics.Request(string(plan.Request.Action), string(resp.Outcome))
 	icon := ":x:"
 	switch resp.Outcome {

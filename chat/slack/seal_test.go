@@ -1,6 +1,7 @@
 package slack
 
 import (
+	"context"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -120,5 +121,33 @@ func TestForgedTokenConfirmsNothing(t *testing.T) {
 	})
 	if e.head(t) != before {
 		t.Fatal("cancel wrote")
+	}
+}
+
+// A replica that shuts down leaves the plans whose buttons carry a token
+// waiting (any replica, or this one after its restart, acts on them); the
+// Confirm then lands through another replica.
+func TestShutdownLeavesSealedPlansWaiting(t *testing.T) {
+	e, core, _, other := sealingEnv(t)
+	a := e.adapter(t, func(o *Options) { o.Core = core })
+	shows := httptest.NewServer(a.HTTPHandler(secret))
+	t.Cleanup(shows.Close)
+	before := e.head(t)
+	slash(t, shows, "UALICE", "rollback checkout prod --why "+pdLink, "t1")
+	plan := planMessageFor(t, e.fs, "COPS")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := messageAt(e.fs, "COPS", plan.TS); !strings.Contains(m.Blocks, actionConfirm) || strings.Contains(m.Shown(), "cancelled: shipbot is shutting down") {
+		t.Fatalf("shutdown cancelled a plan any replica can confirm:\n%s", m.Shown())
+	}
+	clickValue(t, other, "UALICE", plan, actionConfirm, tokenOf(t, plan), "3.1")
+	waitFor(t, "the commit reported in the plan's message", func() bool {
+		return strings.Contains(messageAt(e.fs, "COPS", plan.TS).Shown(), "done: rollback checkout in prod")
+	})
+	if e.commitsSince(t, before) != 1 {
+		t.Fatalf("%d commits, want 1", e.commitsSince(t, before))
 	}
 }

@@ -3,6 +3,8 @@ package slack
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 
 	slackgo "github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
@@ -149,17 +151,38 @@ func slashInbound(command string, cmd slackgo.SlashCommand) inbound {
 	}
 }
 
+// confirmAckWithin is when a Confirm click is acknowledged at the latest
+// (Slack allows 3 s). Until then, and until the confirmed change was
+// written, it is not: if this process dies between the click and the
+// push, Slack delivers the click again — on the Socket Mode connection of
+// the replica that leads next — and the confirmation lands exactly once
+// (the button's token re-plans it; a request that landed is answered with
+// its commit).
+const confirmAckWithin = 2500 * time.Millisecond
+
 func (a *Adapter) socketClick(actionID string) socketmode.SocketmodeHandlerFunc {
 	return func(evt *socketmode.Event, c *socketmode.Client) {
-		a.ack(c, evt)
+		ack := sync.OnceFunc(func() { a.ack(c, evt) })
+		if actionID == actionConfirm {
+			time.AfterFunc(confirmAckWithin, ack)
+		} else {
+			ack()
+		}
 		cb, ok := evt.Data.(slackgo.InteractionCallback)
 		if !ok {
+			ack()
 			return
 		}
+		n := 0
 		for _, cl := range clicks(cb) {
 			if cl.actionID == actionID {
+				cl.ack = ack
 				a.receiveClick(cl)
+				n++
 			}
+		}
+		if n == 0 {
+			ack()
 		}
 	}
 }

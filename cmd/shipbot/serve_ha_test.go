@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipbot/shipbot/gitops/gittest"
 	"github.com/shipbot/shipbot/gitops/lease/leasetest"
 )
 
@@ -85,13 +86,20 @@ func startReplica(t *testing.T, name, cfg string) *replicaProc {
 // Slack, and her Confirm — delivered to it — re-plans from the button's
 // token and lands exactly once; a second Confirm is answered with that
 // commit.
-func TestServeFailoverConfirmsOnce(t *testing.T) {
+// haPair starts two `shipbot serve` replicas of the demo with ha: against
+// a Lease API on 127.0.0.1 and a fake Slack, shipbot-a leading. The env
+// repo is served over smart HTTP through a remote that can be told to
+// misbehave.
+func haPair(t *testing.T) (fs *serveSlack, remote *gittest.Remote, repo string, a, b *replicaProc, api *leasetest.Server) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("runs two shipbot processes")
 	}
 	cfg, repo := serveDemo(t)
-	api := leasetest.New(t)
+	api = leasetest.New(t)
 	dir := filepath.Dir(cfg)
+	remote = gittest.ServeFaults(t, dir)
+	serveGit(t, repo, "config", "http.receivepack", "true")
 	if err := os.WriteFile(filepath.Join(dir, "confirm-key"), []byte(strings.Repeat("k", 44)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +113,7 @@ func TestServeFailoverConfirmsOnce(t *testing.T) {
 	configs := map[string]string{}
 	for _, name := range []string{"shipbot-a", "shipbot-b"} {
 		c := strings.Replace(string(base), "  cacheDir: cache ", "  cacheDir: cache-"+name+" ", 1)
+		c = strings.Replace(c, "  url: env.git ", "  url: "+remote.URL+"/"+filepath.Base(repo)+" ", 1)
 		c = strings.Replace(c, "  channel: \"#ops\"\n", "  channel: \"#ops\"\n  confirmKeyFile: confirm-key\n", 1)
 		c += "ha:\n  enabled: true\n  server: " + api.URL + "\n  tokenFile: kube-token\n  namespace: " + leasetest.Namespace +
 			"\n  lease: shipbot-demo\n  leaseDuration: 3s\n  renewDeadline: 2s\n  retryPeriod: 250ms\n"
@@ -113,16 +122,45 @@ func TestServeFailoverConfirmsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fs := newServeSlack(t)
+	fs = newServeSlack(t)
 	serveEnv(t, "socket", fs.apiURL())
 
-	a := startReplica(t, "shipbot-a", configs["shipbot-a"])
+	a = startReplica(t, "shipbot-a", configs["shipbot-a"])
 	serveWaitFor(t, "shipbot-a to lead and connect", func() bool { return a.readyz() == "ready\n" })
-	b := startReplica(t, "shipbot-b", configs["shipbot-b"])
+	b = startReplica(t, "shipbot-b", configs["shipbot-b"])
 	serveWaitFor(t, "shipbot-b to stand by", func() bool { return b.readyz() == "ready (standby)\n" })
 	if h := api.Holder("shipbot-demo"); h != "shipbot-a" {
 		t.Fatalf("lease holder %q", h)
 	}
+	return fs, remote, repo, a, b, api
+}
+
+// failover kills the leader a with SIGKILL and waits for b to lead and
+// connect to Slack; it returns how long that took.
+func failover(t *testing.T, a, b *replicaProc, api *leasetest.Server) time.Duration {
+	t.Helper()
+	killed := time.Now()
+	if err := a.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-a.done
+	serveWaitFor(t, "shipbot-b to take over", func() bool { return b.readyz() == "ready\n" })
+	took := time.Since(killed)
+	if h := api.Holder("shipbot-demo"); h != "shipbot-b" {
+		t.Fatalf("lease holder after the failover %q", h)
+	}
+	return took
+}
+
+// TestServeFailoverConfirmsOnce: two `shipbot serve` replicas elect a
+// leader with a Lease (an API server on 127.0.0.1 that keeps Leases as
+// kube-apiserver does). The leader shows alice's plan and is killed with
+// SIGKILL before she answers; the standby takes the Lease, connects to
+// Slack, and her Confirm — delivered to it — re-plans from the button's
+// token and lands exactly once; a second Confirm is answered with that
+// commit.
+func TestServeFailoverConfirmsOnce(t *testing.T) {
+	fs, _, repo, a, b, api := haPair(t)
 	before := serveGit(t, repo, "rev-parse", "main")
 	count := serveCount(t, repo)
 
@@ -134,17 +172,8 @@ func TestServeFailoverConfirmsOnce(t *testing.T) {
 	}
 
 	// The leader dies before alice answers.
-	killed := time.Now()
-	if err := a.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-a.done
-	serveWaitFor(t, "shipbot-b to take over", func() bool { return b.readyz() == "ready\n" })
-	failover := time.Since(killed)
-	t.Logf("failover (SIGKILL of the leader -> the standby leads and is connected to Slack): %s", failover.Round(10*time.Millisecond))
-	if h := api.Holder("shipbot-demo"); h != "shipbot-b" {
-		t.Fatalf("lease holder after the failover %q", h)
-	}
+	took := failover(t, a, b, api)
+	t.Logf("failover (SIGKILL of the leader -> the standby leads and is connected to Slack): %s", took.Round(10*time.Millisecond))
 
 	fs.deliver(t, "interactive", "env-ha-2", serveClick("UALICE", plan.TS, token, "1700000100.000001", "trig-ha-2"))
 	serveWaitFor(t, "the change landed", func() bool { return serveCount(t, repo) == count+1 })
@@ -179,4 +208,41 @@ func serveButtonValue(t *testing.T, plan serveCall) string {
 	j := strings.Index(rest, `"value":"`)
 	rest = rest[j+len(`"value":"`):]
 	return rest[:strings.IndexByte(rest, '"')]
+}
+
+// TestServeFailoverBetweenYesAndPush: alice confirms, the leader's push to
+// the git remote hangs, and the leader is killed with SIGKILL before it
+// wrote anything or acknowledged the click. Slack delivers the click again
+// — to the replica that leads next — which re-plans it from the button's
+// token and writes it exactly once.
+func TestServeFailoverBetweenYesAndPush(t *testing.T) {
+	fs, remote, repo, a, b, api := haPair(t)
+	count := serveCount(t, repo)
+	fs.deliver(t, "slash_commands", "env-yp-1", serveSlash("UALICE", "rollback checkout prod --why "+servePD, "trig-yp-1"))
+	plan := fs.planMessage(t, serveChannel, 0)
+	token := serveButtonValue(t, plan)
+
+	remote.Inject(gittest.Fault{Match: gittest.PushPost, Kind: gittest.Hang})
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		// Retried every 5 s until acknowledged, as Slack retries.
+		fs.deliver(t, "interactive", "env-yp-2", serveClick("UALICE", plan.TS, token, "1700000200.000001", "trig-yp-2"))
+	}()
+	serveWaitFor(t, "the leader's push to hang", func() bool { return remote.Pushes() > 0 })
+	if fs.acked("env-yp-2") {
+		t.Fatal("the click was acknowledged before its change was written")
+	}
+	took := failover(t, a, b, api)
+	remote.Heal()
+	t.Logf("failover between yes and the push: %s", took.Round(10*time.Millisecond))
+	<-delivered
+	serveWaitFor(t, "the change landed", func() bool { return serveCount(t, repo) == count+1 })
+	serveWaitFor(t, "the plan's message says done", func() bool {
+		return strings.Contains(fs.current(serveChannel, plan.TS).Shown(), "done: rollback checkout in prod: 1.4.2 -> 1.4.1")
+	})
+	time.Sleep(500 * time.Millisecond)
+	if n := serveCount(t, repo); n != count+1 {
+		t.Fatalf("%d commits, want exactly one more than %d", n, count)
+	}
 }
