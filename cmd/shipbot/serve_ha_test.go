@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shipbot/shipbot/gitops/gittest"
+	"github.com/shipbot/shipbot/gitops/lease"
 	"github.com/shipbot/shipbot/gitops/lease/leasetest"
 )
 
@@ -90,20 +92,17 @@ func startReplica(t *testing.T, name, cfg string) *replicaProc {
 // a Lease API on 127.0.0.1 and a fake Slack, shipbot-a leading. The env
 // repo is served over smart HTTP through a remote that can be told to
 // misbehave.
-func haPair(t *testing.T) (fs *serveSlack, remote *gittest.Remote, repo string, a, b *replicaProc, api *leasetest.Server) {
+func haPair(t *testing.T) (fs *serveSlack, remote *gittest.Remote, repo string, a, b *replicaProc, holder func() string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs two shipbot processes")
 	}
 	cfg, repo := serveDemo(t)
-	api = leasetest.New(t)
 	dir := filepath.Dir(cfg)
+	kube := leaseAPI(t, dir)
 	remote = gittest.ServeFaults(t, dir)
 	serveGit(t, repo, "config", "http.receivepack", "true")
 	if err := os.WriteFile(filepath.Join(dir, "confirm-key"), []byte(strings.Repeat("k", 44)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "kube-token"), []byte(leasetest.Token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	base, err := os.ReadFile(cfg)
@@ -115,7 +114,7 @@ func haPair(t *testing.T) (fs *serveSlack, remote *gittest.Remote, repo string, 
 		c := strings.Replace(string(base), "  cacheDir: cache ", "  cacheDir: cache-"+name+" ", 1)
 		c = strings.Replace(c, "  url: env.git ", "  url: "+remote.URL+"/"+filepath.Base(repo)+" ", 1)
 		c = strings.Replace(c, "  channel: \"#ops\"\n", "  channel: \"#ops\"\n  confirmKeyFile: confirm-key\n", 1)
-		c += "ha:\n  enabled: true\n  server: " + api.URL + "\n  tokenFile: kube-token\n  namespace: " + leasetest.Namespace +
+		c += "ha:\n  enabled: true\n  server: " + kube.url + "\n  tokenFile: " + kube.tokenFile + "\n  caFile: " + kube.caFile + "\n  namespace: " + kube.namespace +
 			"\n  lease: shipbot-demo\n  leaseDuration: 3s\n  renewDeadline: 2s\n  retryPeriod: 250ms\n"
 		configs[name] = filepath.Join(dir, name+".yaml")
 		if err := os.WriteFile(configs[name], []byte(c), 0o600); err != nil {
@@ -129,15 +128,75 @@ func haPair(t *testing.T) (fs *serveSlack, remote *gittest.Remote, repo string, 
 	serveWaitFor(t, "shipbot-a to lead and connect", func() bool { return a.readyz() == "ready\n" })
 	b = startReplica(t, "shipbot-b", configs["shipbot-b"])
 	serveWaitFor(t, "shipbot-b to stand by", func() bool { return b.readyz() == "ready (standby)\n" })
-	if h := api.Holder("shipbot-demo"); h != "shipbot-a" {
+	if h := kube.holder(); h != "shipbot-a" {
 		t.Fatalf("lease holder %q", h)
 	}
-	return fs, remote, repo, a, b, api
+	return fs, remote, repo, a, b, kube.holder
+}
+
+// leaseServer is where the replicas' Lease lives.
+type leaseServer struct {
+	url, tokenFile, caFile, namespace string
+	holder                            func() string
+}
+
+// leaseAPI is a real kube-apiserver when SHIPBOT_TEST_KUBE_URL names one
+// (make e2e runs these tests against its stack's: with
+// SHIPBOT_TEST_KUBE_TOKEN_FILE, SHIPBOT_TEST_KUBE_CA_FILE and
+// SHIPBOT_TEST_KUBE_NAMESPACE), else a Lease API on 127.0.0.1.
+func leaseAPI(t *testing.T, dir string) leaseServer {
+	t.Helper()
+	if u := os.Getenv("SHIPBOT_TEST_KUBE_URL"); u != "" {
+		k := leaseServer{url: u, tokenFile: os.Getenv("SHIPBOT_TEST_KUBE_TOKEN_FILE"), caFile: os.Getenv("SHIPBOT_TEST_KUBE_CA_FILE"), namespace: os.Getenv("SHIPBOT_TEST_KUBE_NAMESPACE")}
+		o, err := lease.External(k.url, k.tokenFile, k.caFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A Lease of its own per test: the API server outlives the test.
+		name := "shipbot-demo"
+		k.holder = func() string {
+			tok, err := o.Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest(http.MethodGet, k.url+"/apis/coordination.k8s.io/v1/namespaces/"+k.namespace+"/leases/"+name, nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := o.Client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var l struct {
+				Spec struct {
+					HolderIdentity string `json:"holderIdentity"`
+				} `json:"spec"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&l)
+			return l.Spec.HolderIdentity
+		}
+		t.Cleanup(func() {
+			req, _ := http.NewRequest(http.MethodDelete, k.url+"/apis/coordination.k8s.io/v1/namespaces/"+k.namespace+"/leases/"+name, nil)
+			if tok, err := o.Token(); err == nil {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			if resp, err := o.Client.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		})
+		t.Logf("the Lease is on the kube-apiserver at %s", k.url)
+		return k
+	}
+	api := leasetest.New(t)
+	token := filepath.Join(dir, "kube-token")
+	if err := os.WriteFile(token, []byte(leasetest.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return leaseServer{url: api.URL, tokenFile: token, namespace: leasetest.Namespace, holder: func() string { return api.Holder("shipbot-demo") }}
 }
 
 // failover kills the leader a with SIGKILL and waits for b to lead and
 // connect to Slack; it returns how long that took.
-func failover(t *testing.T, a, b *replicaProc, api *leasetest.Server) time.Duration {
+func failover(t *testing.T, a, b *replicaProc, holder func() string) time.Duration {
 	t.Helper()
 	killed := time.Now()
 	if err := a.cmd.Process.Kill(); err != nil {
@@ -146,7 +205,7 @@ func failover(t *testing.T, a, b *replicaProc, api *leasetest.Server) time.Durat
 	<-a.done
 	serveWaitFor(t, "shipbot-b to take over", func() bool { return b.readyz() == "ready\n" })
 	took := time.Since(killed)
-	if h := api.Holder("shipbot-demo"); h != "shipbot-b" {
+	if h := holder(); h != "shipbot-b" {
 		t.Fatalf("lease holder after the failover %q", h)
 	}
 	return took
@@ -160,7 +219,7 @@ func failover(t *testing.T, a, b *replicaProc, api *leasetest.Server) time.Durat
 // token and lands exactly once; a second Confirm is answered with that
 // commit.
 func TestServeFailoverConfirmsOnce(t *testing.T) {
-	fs, _, repo, a, b, api := haPair(t)
+	fs, _, repo, a, b, holder := haPair(t)
 	before := serveGit(t, repo, "rev-parse", "main")
 	count := serveCount(t, repo)
 
@@ -172,7 +231,7 @@ func TestServeFailoverConfirmsOnce(t *testing.T) {
 	}
 
 	// The leader dies before alice answers.
-	took := failover(t, a, b, api)
+	took := failover(t, a, b, holder)
 	t.Logf("failover (SIGKILL of the leader -> the standby leads and is connected to Slack): %s", took.Round(10*time.Millisecond))
 
 	fs.deliver(t, "interactive", "env-ha-2", serveClick("UALICE", plan.TS, token, "1700000100.000001", "trig-ha-2"))
@@ -216,7 +275,7 @@ func serveButtonValue(t *testing.T, plan serveCall) string {
 // — to the replica that leads next — which re-plans it from the button's
 // token and writes it exactly once.
 func TestServeFailoverBetweenYesAndPush(t *testing.T) {
-	fs, remote, repo, a, b, api := haPair(t)
+	fs, remote, repo, a, b, holder := haPair(t)
 	count := serveCount(t, repo)
 	fs.deliver(t, "slash_commands", "env-yp-1", serveSlash("UALICE", "rollback checkout prod --why "+servePD, "trig-yp-1"))
 	plan := fs.planMessage(t, serveChannel, 0)
@@ -233,7 +292,7 @@ func TestServeFailoverBetweenYesAndPush(t *testing.T) {
 	if fs.acked("env-yp-2") {
 		t.Fatal("the click was acknowledged before its change was written")
 	}
-	took := failover(t, a, b, api)
+	took := failover(t, a, b, holder)
 	remote.Heal()
 	t.Logf("failover between yes and the push: %s", took.Round(10*time.Millisecond))
 	<-delivered

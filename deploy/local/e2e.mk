@@ -46,8 +46,9 @@ e2e: e2e-deps
 	$(GO) build -o bin/shipbot ./cmd/shipbot; \
 	$(GO) build -o bin/e2e-harness ./deploy/local/harness; \
 	$(GO) test -c -tags e2e -o bin/e2e.test ./deploy/local/e2e; \
+	$(GO) test -c -o bin/shipbot-cmd.test ./cmd/shipbot; \
 	start=$$(date +%s); \
-	bin/e2e-harness netns -- bin/e2e.test -test.v -test.count=1 -test.timeout $(E2E_TIMEOUT) -bin "$$bin" -shipbot bin/shipbot $(E2E_FLAGS); \
+	bin/e2e-harness netns -- bin/e2e.test -test.v -test.count=1 -test.timeout $(E2E_TIMEOUT) -bin "$$bin" -shipbot bin/shipbot -cmd-tests bin/shipbot-cmd.test $(E2E_FLAGS); \
 	echo "e2e wall time (stack + scenarios + teardown): $$(( $$(date +%s) - start ))s"
 
 demo-argocd: e2e-deps

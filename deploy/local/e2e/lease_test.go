@@ -6,7 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -143,4 +147,44 @@ func TestLeaseElectionOnKubeAPIServer(t *testing.T) {
 	}
 	result("Lease election on kube-apiserver: hand-over on shutdown %.2fs; a leader cut off stops after %.2fs, another leads %.2fs after the cut (lease 3s, renew deadline 2s)",
 		handover.Seconds(), stopped.Seconds(), took.Seconds())
+}
+
+var cmdTests = flag.String("cmd-tests", "", "cmd/shipbot's test binary (go test -c ./cmd/shipbot): its failover tests run against this stack's kube-apiserver")
+
+// TestServeFailoverOnKubeAPIServer runs cmd/shipbot's failover scenarios
+// — two `shipbot serve` processes, the leader killed with SIGKILL after
+// showing a plan, and between "yes" and its push — with their Lease on
+// this stack's real kube-apiserver: the confirmation lands exactly once.
+func TestServeFailoverOnKubeAPIServer(t *testing.T) {
+	if *cmdTests == "" {
+		t.Skip("-cmd-tests not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const ns = "shipbot-ha"
+	b, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}})
+	if _, err := st.Kube(ctx, http.MethodPost, "/api/v1/namespaces", "application/json", b); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, mustAbs(*cmdTests), "-test.run", "^TestServeFailover", "-test.v", "-test.count=1")
+	cmd.Dir = filepath.Join(work, "cmd-tests")
+	if err := os.MkdirAll(cmd.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), "SHIPBOT_TEST_KUBE_URL="+stack.KubeURL, "SHIPBOT_TEST_KUBE_TOKEN_FILE="+st.KubeTokenFile(),
+		"SHIPBOT_TEST_KUBE_CA_FILE="+st.KubeCAFile(), "SHIPBOT_TEST_KUBE_NAMESPACE="+ns)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "the Lease is on the kube-apiserver") {
+		t.Fatalf("cmd/shipbot failover tests against kube-apiserver: %v\n%s", err, out)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if i := strings.Index(l, "failover"); i >= 0 && strings.Contains(l, "serve_ha_test.go") {
+			result("shipbot serve HA on kube-apiserver: %s", strings.TrimSpace(l[i:]))
+		}
+	}
+	for _, name := range []string{"TestServeFailoverConfirmsOnce", "TestServeFailoverBetweenYesAndPush"} {
+		if !strings.Contains(string(out), "--- PASS: "+name) {
+			t.Errorf("%s did not pass:\n%s", name, out)
+		}
+	}
 }

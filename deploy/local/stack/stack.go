@@ -231,6 +231,9 @@ func (s *Stack) files() error {
 	if err := os.WriteFile(s.path("certs/tokens.csv"), []byte(s.kubeToken+",admin,admin,system:masters\n"), 0o600); err != nil {
 		return err
 	}
+	if err := os.WriteFile(s.path("certs/admin.token"), []byte(s.kubeToken+"\n"), 0o600); err != nil {
+		return err
+	}
 	kubeconfig := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -759,6 +762,12 @@ func (s *Stack) Kube(ctx context.Context, method, path, contentType string, body
 	}
 	return b, nil
 }
+
+// KubeTokenFile holds the admin token of KubeAuth; KubeCAFile is the
+// certificate kube-apiserver generated for itself (with its CA): what a
+// client outside the stack (a shipbot serve with ha.server) trusts.
+func (s *Stack) KubeTokenFile() string { return s.path("certs/admin.token") }
+func (s *Stack) KubeCAFile() string    { return s.path("certs/apiserver.crt") }
 
 // KubeAuth is how to reach kube-apiserver at KubeURL: an HTTP client
 // (TLS to its self-signed certificate, loopback only) and an admin token.
