@@ -439,11 +439,17 @@ func (s *Service) computeFreeze(f edit.Files, p *Plan) error {
 			return &UserError{Message: fmt.Sprintf("%s is already frozen: %s. A second freeze would replace it, so nothing was written; to change it, `unfreeze %s` first, then `freeze %s` again (`freezes` lists every freeze).", req.Env, freezeText(*current), req.Env, req.Env), Err: ErrAlreadyFrozen}
 		}
 		if p.Freeze.Since.IsZero() {
-			until, err := parseUntil(req.Until, now)
+			// From when the freeze was asked: every re-plan of it (a
+			// confirmation on another replica compares the diff) is the same.
+			since := req.At
+			if since.IsZero() {
+				since = now
+			}
+			until, err := parseUntil(req.Until, since)
 			if err != nil {
 				return err
 			}
-			p.Freeze = Freeze{Env: req.Env, By: req.User, Why: Reason(req.Why), Since: now.UTC().Truncate(time.Second), Until: until, Request: req.ID}
+			p.Freeze = Freeze{Env: req.Env, By: req.User, Why: Reason(req.Why), Since: since.UTC().Truncate(time.Second), Until: until, Request: req.ID}
 		}
 		kept = append(kept, p.Freeze)
 		p.To = freezeState(&p.Freeze)

@@ -173,3 +173,31 @@ func TestConfirmKeyTooShort(t *testing.T) {
 		t.Errorf("seal without a key: %v", err)
 	}
 }
+
+// A freeze (and a rollback's pin) record when they were asked: re-planned
+// later on another replica, the diff is the one shown.
+func TestSealedFreezeResumesLater(t *testing.T) {
+	ctx := context.Background()
+	f := newFixtureWith(t, 0, withConfirmKey)
+	at := f.opts.Now()
+	for _, req := range []gitops.Request{
+		{ID: "shp-freeze", Action: gitops.ActionFreeze, Env: "prod", Until: "4h", Why: "release train", User: "alice", At: at},
+		{ID: "shp-pinning", Action: gitops.ActionRollback, App: "checkout", Env: "prod", Why: "OPS-1", User: "alice", At: at},
+	} {
+		resp := f.svc.Handle(ctx, req)
+		if resp.Plan == nil {
+			t.Fatalf("%s: %s: %s", req.ID, resp.Outcome, resp.Text)
+		}
+		token, err := f.svc.Seal(resp.Plan, "U-alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		later := f.replica(t, func(o *gitops.ServiceOptions) {
+			o.Now = func() time.Time { return at.Add(90 * time.Second) }
+		})
+		p, r := later.Resume(ctx, token, "U-alice")
+		if p == nil || p.Diff != resp.Plan.Diff {
+			t.Errorf("%s re-planned 90 s later: %s: %s", req.ID, r.Outcome, r.Text)
+		}
+	}
+}

@@ -166,14 +166,8 @@ func TestServeFailoverOnKubeAPIServer(t *testing.T) {
 	if _, err := st.Kube(ctx, http.MethodPost, "/api/v1/namespaces", "application/json", b); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, mustAbs(*cmdTests), "-test.run", "^TestServeFailover", "-test.v", "-test.count=1")
-	cmd.Dir = filepath.Join(work, "cmd-tests")
-	if err := os.MkdirAll(cmd.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = append(os.Environ(), "SHIPBOT_TEST_KUBE_URL="+stack.KubeURL, "SHIPBOT_TEST_KUBE_TOKEN_FILE="+st.KubeTokenFile(),
+	out, err := runCmdTests(ctx, "^TestServeFailover", "SHIPBOT_TEST_KUBE_URL="+stack.KubeURL, "SHIPBOT_TEST_KUBE_TOKEN_FILE="+st.KubeTokenFile(),
 		"SHIPBOT_TEST_KUBE_CA_FILE="+st.KubeCAFile(), "SHIPBOT_TEST_KUBE_NAMESPACE="+ns)
-	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "the Lease is on the kube-apiserver") {
 		t.Fatalf("cmd/shipbot failover tests against kube-apiserver: %v\n%s", err, out)
 	}
@@ -187,4 +181,17 @@ func TestServeFailoverOnKubeAPIServer(t *testing.T) {
 			t.Errorf("%s did not pass:\n%s", name, out)
 		}
 	}
+}
+
+// runCmdTests runs cmd/shipbot's tests matching pattern (-cmd-tests) with
+// env added, in the package's directory as `go test` does.
+func runCmdTests(ctx context.Context, pattern string, env ...string) ([]byte, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, mustAbs(*cmdTests), "-test.run", pattern, "-test.v", "-test.count=1")
+	cmd.Dir = filepath.Join(root, "cmd", "shipbot")
+	cmd.Env = append(os.Environ(), env...)
+	return cmd.CombinedOutput()
 }
