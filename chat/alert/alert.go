@@ -86,6 +86,7 @@ type Target struct {
 	App   string
 	Env   string
 	Route string // the route's name (or "routes[i]")
+	Why   string // the route's why, expanded ("" = none)
 }
 
 // Outcome says what became of one alert.

@@ -18,6 +18,9 @@ type Incident struct {
 	App   string
 	Env   string
 	Route string // the route that mapped the alert that opened it
+	// Why is the reason a rollback from this incident gives (the route's
+	// why for the alert that opened it); "" = none.
+	Why string
 	// Status is firing while any of its alerts fires.
 	Status Status
 	// Title is the title of the alert that fired last.
@@ -131,6 +134,7 @@ type group struct {
 	opened   bool          // Sink.Open succeeded
 	ref      string
 	route    string
+	why      string
 	title    string
 	openedAt time.Time
 	lastSeen time.Time // last alert for it, redeliveries included
@@ -379,12 +383,12 @@ func (g *Grouper) step(ctx context.Context, gr *group, t Target, alerts []Alert)
 		res.Event = EventUpdate
 	}
 	inc := Incident{
-		App: gr.key.app, Env: gr.key.env, Route: gr.route, Status: StatusFiring,
+		App: gr.key.app, Env: gr.key.env, Route: gr.route, Why: gr.why, Status: StatusFiring,
 		Title: title, Latest: alerts[changed[len(changed)-1]], OpenedAt: gr.openedAt, UpdatedAt: now,
 		Alerts: make([]Alert, 0, len(order)), Firing: firing, Resolved: len(order) - firing,
 	}
 	if res.Event == EventOpen {
-		inc.Route, inc.OpenedAt = t.Route, now
+		inc.Route, inc.Why, inc.OpenedAt = t.Route, t.Why, now
 	}
 	if res.Event == EventResolve {
 		inc.Status = StatusResolved
@@ -429,7 +433,7 @@ func (g *Grouper) step(ctx context.Context, gr *group, t Target, alerts []Alert)
 	}
 	gr.alerts, gr.order, gr.title = work, order, title
 	if res.Event == EventOpen {
-		gr.opened, gr.ref, gr.route, gr.openedAt = true, ref, t.Route, now
+		gr.opened, gr.ref, gr.route, gr.why, gr.openedAt = true, ref, t.Route, t.Why, now
 	}
 	if g.open[gr.key] != gr {
 		return res, nil, false // cannot happen: only idle groups are removed

@@ -20,6 +20,10 @@ type Route struct {
 	Match Match  `yaml:"match"`
 	App   string `yaml:"app"`
 	Env   string `yaml:"env"`
+	// Why is the reason the incident's Rollback gives (a template like
+	// App: e.g. ${incident} captured from an annotation naming the
+	// PagerDuty incident); "" = the alert's own link.
+	Why string `yaml:"why"`
 }
 
 // Match is what an alert must have for its route to match; every condition
@@ -53,6 +57,7 @@ type compiledRoute struct {
 	labelRegex []labelRegex // sorted by label
 	textRegex  *regexp.Regexp
 	app, env   template
+	why        *template // nil: none
 }
 
 type labelRegex struct {
@@ -129,6 +134,13 @@ func compileRoute(rt Route, i int) (compiledRoute, []string) {
 	if cr.env, err = parseTemplate(rt.Env); err != nil {
 		errs = append(errs, fmt.Sprintf("env: %v", err))
 	}
+	if rt.Why != "" {
+		why, err := parseText(rt.Why)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("why: %v", err))
+		}
+		cr.why = &why
+	}
 	return cr, errs
 }
 
@@ -194,7 +206,11 @@ func (cr compiledRoute) match(a Alert, text string) (t Target, ok bool, why stri
 	if !nameRe.MatchString(app) || !nameRe.MatchString(env) {
 		return Target{}, false, fmt.Sprintf("app %q or env %q is not a valid name", clip(app, 100), clip(env, 100))
 	}
-	return Target{App: app, Env: env, Route: cr.name}, true, ""
+	t = Target{App: app, Env: env, Route: cr.name}
+	if cr.why != nil {
+		t.Why = cr.why.expand(lookup)
+	}
+	return t, true, ""
 }
 
 // searchText is what TextRegex searches: title, description, annotations.
@@ -227,10 +243,25 @@ type templatePart struct {
 
 var refNameRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*`)
 
+// parseTemplate parses an app or env template: required, and a literal
+// one must be a valid name.
 func parseTemplate(s string) (template, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, fmt.Errorf("required")
 	}
+	t, err := parseText(s)
+	if err != nil {
+		return nil, err
+	}
+	if t.literalOnly() && !nameRe.MatchString(t.expand(nil)) {
+		return nil, fmt.Errorf("%q is not a valid name (letters, digits, '.', '_', '-')", s)
+	}
+	return t, nil
+}
+
+// parseText parses literal text with $name and ${name} references ($$ is
+// a dollar).
+func parseText(s string) (template, error) {
 	var t template
 	var lit strings.Builder
 	flush := func() {
@@ -273,9 +304,6 @@ func parseTemplate(s string) (template, error) {
 		}
 	}
 	flush()
-	if t.literalOnly() && !nameRe.MatchString(t.expand(nil)) {
-		return nil, fmt.Errorf("%q is not a valid name (letters, digits, '.', '_', '-')", s)
-	}
 	return t, nil
 }
 

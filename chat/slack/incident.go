@@ -134,8 +134,11 @@ func safeURL(u string) bool {
 // rollbackValue is the command the Rollback button stands for: the app, the
 // environment and the incident (its URL, else its title) as the reason.
 func rollbackValue(inc alert.Incident) string {
-	why := inc.Latest.URL
-	if !safeURL(why) {
+	why := inc.Why
+	if why == "" {
+		why = inc.Latest.URL
+	}
+	if why == "" || (strings.Contains(why, "://") && !safeURL(why)) {
 		why = "alert: " + inc.Title
 	}
 	cmd := "rollback " + inc.App + " " + inc.Env + " --why " + quoteWhy(why)

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/shipbot/shipbot/chat/alert"
 )
 
 // TestServeAlertIncident: an Alertmanager webhook (its v4 payload) for
@@ -95,11 +93,12 @@ alerts:
 // TestServeAlertToHealthy is the path from alert to recovery against a real
 // Argo CD with real pods (make e2e sets SHIPBOT_TEST_SERVE_CONFIG to its
 // demo's config, whose argo: section names the stack's Argo CD, and
-// SHIPBOT_TEST_SERVE_REPO to the env repo): a PagerDuty incident for
-// checkout in prod becomes one message with what changed and a Rollback;
-// bob presses it and confirms; the rollback lands, pins checkout in prod
-// and is reported Synced and Healthy; a promotion into prod is refused
-// until bob unpins it.
+// SHIPBOT_TEST_SERVE_REPO to the env repo): an Alertmanager alert for
+// checkout in prod, whose annotation names the PagerDuty incident, becomes
+// one message with what changed and a Rollback with that incident as its
+// reason; bob presses it and confirms; the rollback lands, pins checkout
+// in prod and is reported Synced and Healthy; a promotion into prod is
+// refused until bob unpins it.
 func TestServeAlertToHealthy(t *testing.T) {
 	base := os.Getenv("SHIPBOT_TEST_SERVE_CONFIG")
 	repo := os.Getenv("SHIPBOT_TEST_SERVE_REPO")
@@ -107,8 +106,7 @@ func TestServeAlertToHealthy(t *testing.T) {
 		t.Skip("needs a real Argo CD: make e2e runs it")
 	}
 	dir := filepath.Dir(base)
-	secret := filepath.Join(dir, "pd-secret")
-	if err := os.WriteFile(secret, []byte("pd-signing-secret\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "am-token"), []byte("am-secret-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(base)
@@ -119,31 +117,33 @@ func TestServeAlertToHealthy(t *testing.T) {
 	data = append(data, []byte(`
 alerts:
   channel: `+serveChannel+`
-  pagerduty:
-    signingSecretFiles: [pd-secret]
+  alertmanager:
+    authorization: {credentialsFiles: [am-token]}
   routes:
-    - name: pagerduty-title
-      match: {sources: [pagerduty], textRegex: '(?P<app>checkout) (?P<env>prod)'}
-      app: ${app}
+    - name: by-service
+      match: {labels: {service: checkout}, textRegex: 'incident: (?P<incident>https://\S+)'}
+      app: ${service}
       env: ${env}
+      why: ${incident}
 `)...)
 	if err := os.WriteFile(cfg, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	payload, err := os.ReadFile(filepath.Join("..", "..", "chat", "alert", "testdata", "pagerduty_triggered.json"))
+	payload, err := os.ReadFile(filepath.Join("..", "..", "chat", "alert", "testdata", "alertmanager_firing.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload = bytes.Replace(payload, []byte(`"title": "A little bump in the road"`), []byte(`"title": "checkout prod answers 5xx"`), 1)
+	const incident = "https://acme.pagerduty.com/incidents/PGR0VU2"
+	payload = bytes.ReplaceAll(payload, []byte(`"summary": "checkout 5xx rate above 5%"`), []byte(`"summary": "checkout 5xx rate above 5%", "incident": "`+incident+`"`))
 	fs := newServeSlack(t)
 	serveEnv(t, "socket", fs.apiURL())
 	s := startServe(t, cfg)
 	count := serveCount(t, repo)
 
 	sent := time.Now()
-	header := map[string]string{"Content-Type": "application/json", "X-PagerDuty-Signature": alert.SignPagerDuty(payload, []byte("pd-signing-secret"))}
-	if code, body := s.post(t, "/alerts/pagerduty", string(payload), header); code != http.StatusAccepted {
-		t.Fatalf("PagerDuty webhook: %d %s", code, body)
+	header := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer am-secret-token"}
+	if code, body := s.post(t, "/alerts/alertmanager", string(payload), header); code != http.StatusAccepted {
+		t.Fatalf("Alertmanager webhook: %d %s", code, body)
 	}
 	var inc serveCall
 	serveWaitFor(t, "the incident message", func() bool {
@@ -161,10 +161,15 @@ alerts:
 		t.Fatalf("incident message:\n%s", inc.Shown())
 	}
 
-	// bob presses Rollback: his own request, planned in the thread.
+	// bob presses Rollback: his own request, planned in the thread, with
+	// the incident the alert names as its reason.
+	value := incidentButtonValue(t, inc)
+	if value != "rollback checkout prod --why \""+incident+"\"" {
+		t.Fatalf("Rollback button value %q", value)
+	}
 	click := serveClick("UBOB", inc.TS, "", "1700000300.000001", "trig-al-1")
 	act := click["actions"].([]map[string]any)[0]
-	act["action_id"], act["value"] = "shipbot_incident_rollback", incidentButtonValue(t, inc)
+	act["action_id"], act["value"] = "shipbot_incident_rollback", value
 	fs.deliver(t, "interactive", "env-al-1", click)
 	var plan serveCall
 	serveWaitFor(t, "bob's rollback plan in the incident's thread", func() bool {
@@ -193,7 +198,7 @@ alerts:
 	}
 
 	// A promotion into the pinned env is refused, until unpin.
-	fs.deliver(t, "slash_commands", "env-al-3", serveSlash("UBOB", "promote checkout staging to prod --why https://acme.pagerduty.com/incidents/PGR0VU2", "trig-al-3"))
+	fs.deliver(t, "slash_commands", "env-al-3", serveSlash("UBOB", "promote checkout staging to prod --why "+incident, "trig-al-3"))
 	serveWaitFor(t, "the promotion refused", func() bool {
 		posts, _, eph := fs.snapshot()
 		for _, p := range append(posts, eph...) {

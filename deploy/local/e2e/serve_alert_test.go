@@ -12,10 +12,10 @@ import (
 
 // TestAlertToRollbackHealthy runs cmd/shipbot's alert-to-recovery path
 // against this stack's Argo CD and pods: `shipbot serve` (with a fake
-// Slack) gets a signed PagerDuty incident for checkout in prod, posts one
-// message with what changed and a Rollback; pressed and confirmed, the
-// rollback lands, pins, and is reported Synced and Healthy; a promotion
-// into prod is refused until unpin.
+// Slack) gets an Alertmanager alert for checkout in prod naming its
+// PagerDuty incident, posts one message with what changed and a Rollback;
+// pressed and confirmed, the rollback lands, pins, and is reported Synced
+// and Healthy; a promotion into prod is refused until unpin.
 func TestAlertToRollbackHealthy(t *testing.T) {
 	if *cmdTests == "" {
 		t.Skip("-cmd-tests not set")
@@ -33,7 +33,7 @@ func TestAlertToRollbackHealthy(t *testing.T) {
 	for _, l := range strings.Split(string(out), "\n") {
 		for _, what := range []string{"alert -> incident message:", "Rollback confirmed from the incident -> Synced and Healthy:"} {
 			if i := strings.Index(l, what); i >= 0 {
-				result("shipbot serve, PagerDuty incident on checkout prod: %s", strings.TrimSpace(l[i:]))
+				result("shipbot serve, Alertmanager alert on checkout prod: %s", strings.TrimSpace(l[i:]))
 			}
 		}
 	}
