@@ -228,24 +228,27 @@ var _ gitops.SyncWindows = (*Watcher)(nil)
 // Argo CD's automated sync for an app with automated sync, a manual one
 // (shipbot's or a person's) otherwise.
 func (w *Watcher) SyncHold(ctx context.Context, t gitops.Target, now time.Time) (gitops.SyncHold, error) {
-	name := t.ArgoApp
-	var app *Application
-	if name == "" {
-		if w.finder == nil {
-			return gitops.SyncHold{}, fmt.Errorf("%s in %s: no argoApp and no repo to discover it by: %w", t.App, t.Env, ErrNoApp)
-		}
-		m, err := w.finder.Find(ctx, t)
-		if err != nil {
-			return gitops.SyncHold{}, err
-		}
-		name, app = refOf(&m.App), &m.App
-	} else {
-		var err error
-		if app, err = w.client.Get(ctx, name, ""); err != nil {
-			return gitops.SyncHold{}, err
-		}
+	name, app, err := w.appOf(ctx, t)
+	if err != nil {
+		return gitops.SyncHold{}, err
 	}
 	return w.hold(ctx, name, !app.AutomatedSync(), now)
+}
+
+// appOf is the Application that deploys t: argoApp, or found by its source.
+func (w *Watcher) appOf(ctx context.Context, t gitops.Target) (string, *Application, error) {
+	if name := t.ArgoApp; name != "" {
+		app, err := w.client.Get(ctx, name, "")
+		return name, app, err
+	}
+	if w.finder == nil {
+		return "", nil, fmt.Errorf("%s in %s: no argoApp and no repo to discover it by: %w", t.App, t.Env, ErrNoApp)
+	}
+	m, err := w.finder.Find(ctx, t)
+	if err != nil {
+		return "", nil, err
+	}
+	return refOf(&m.App), &m.App, nil
 }
 
 // hold reads the app's windows and judges them at now. The application's

@@ -266,6 +266,9 @@ type Plan struct {
 	BreakGlass string
 	// Freeze is the freeze a `freeze` request sets.
 	Freeze Freeze
+	// Canary is the Rollout a rollback aborts before it reverts the tag
+	// (nil: none in progress).
+	Canary *Canary
 	// Pin is the pin a rollback sets, or the pin an unpin lifts.
 	Pin Pin
 	// bgWhat is what BreakGlass overrides: "a freeze", "a pin", or both.
@@ -511,6 +514,7 @@ func (s *Service) plan(ctx context.Context, log *slog.Logger, req Request) (*Pla
 	}
 	p.Review = decision.Review
 	s.syncHold(ctx, log, p)
+	s.canaryCheck(ctx, p)
 	return p, Response{}
 }
 
@@ -793,7 +797,12 @@ func (s *Service) confirm(ctx context.Context, log *slog.Logger, p *Plan) Respon
 		return s.propose(ctx, log, p, decision, author)
 	}
 
-	return s.committer.submit(&job{ctx: ctx, plan: p, author: author, authorizedBy: authorizedBy(decision), log: log})
+	aborted := s.abortCanary(ctx, p)
+	done := s.committer.submit(&job{ctx: ctx, plan: p, author: author, authorizedBy: authorizedBy(decision), log: log})
+	if aborted != "" {
+		done.Text = strings.TrimRight(done.Text, "\n") + "\n" + aborted
+	}
+	return done
 }
 
 // authorizedBy is the Authorized-by trailer of a decision: the policy line
