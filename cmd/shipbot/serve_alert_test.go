@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -193,7 +194,7 @@ alerts:
 	if n := serveCount(t, repo); n != count+1 {
 		t.Fatalf("%d commits, want one more than %d", n, count)
 	}
-	if pins := serveGit(t, repo, "show", "main:.shipbot/pins.yaml"); !strings.Contains(pins, "app: checkout") || !strings.Contains(pins, "env: prod") {
+	if pins := serveGit(t, repo, "show", "main:.shipbot/pins.yaml"); !checkoutProdPinned.MatchString(pins) {
 		t.Fatalf("the rollback did not pin checkout in prod:\n%s", pins)
 	}
 
@@ -215,10 +216,14 @@ alerts:
 	serveWaitFor(t, "the unpin landed", func() bool {
 		return strings.Contains(fs.current(serveChannel, unpin.TS).Shown(), "done: unpin checkout in prod")
 	})
-	if pins := serveGit(t, repo, "show", "main:.shipbot/pins.yaml"); strings.Contains(pins, "app: checkout") {
-		t.Fatalf("checkout is still pinned:\n%s", pins)
+	if pins := serveGit(t, repo, "show", "main:.shipbot/pins.yaml"); checkoutProdPinned.MatchString(pins) {
+		t.Fatalf("checkout is still pinned in prod:\n%s", pins)
 	}
 }
+
+// checkoutProdPinned finds checkout's pin in prod in .shipbot/pins.yaml
+// (other apps and environments may be pinned too).
+var checkoutProdPinned = regexp.MustCompile(`(?m)^\s*- app: checkout\n\s+env: prod\n`)
 
 func incidentButtonValue(t *testing.T, m serveCall) string {
 	t.Helper()
