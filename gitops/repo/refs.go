@@ -224,7 +224,11 @@ func (r *Repo) afterPush(what string, updates []RefUpdate, rs *packp.ReportStatu
 			return receivePackError(what, rs, err, remote.lines())
 		}
 	}
-	// Our view of the remote follows the push we just made.
+	// Our view of the remote follows the push we just made, never in the
+	// middle of a fetch (whose compare-and-swap of the same refs would
+	// fail with "reference has changed concurrently").
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
 	for _, u := range updates {
 		t, _ := tracking(plumbing.ReferenceName(u.Name))
 		if u.New.IsZero() {
