@@ -1,7 +1,6 @@
 package gitops
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/templates"
@@ -107,30 +104,13 @@ func (w FreezeWindow) actions() []Action {
 
 // readFreezes reads the freezes stored in the repo at f.
 func readFreezes(f edit.Files) ([]Freeze, error) {
-	data, err := f.ReadFile(FreezesPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var ff freezeFile
-	if err := yaml.Unmarshal(data, &ff); err != nil {
-		return nil, fmt.Errorf("%s: %w", FreezesPath, err)
-	}
-	return ff.Freezes, nil
+	doc, err := readOwned[freezeFile](f, FreezesPath)
+	return doc.Freezes, err
 }
 
-// renderFreezes writes the freezes file; shipbot owns it and writes it whole.
+// renderFreezes writes the freezes file.
 func renderFreezes(list []Freeze) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString("# Freezes set with `freeze ENV` / lifted with `unfreeze ENV`. Managed by shipbot:\n# every change to this file is a commit with who, why and the request id.\n")
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(freezeFile{Freezes: list}); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), enc.Close()
+	return renderOwned("# Freezes set with `freeze ENV` / lifted with `unfreeze ENV`. Managed by shipbot:\n# every change to this file is a commit with who, why and the request id.\n", freezeFile{Freezes: list})
 }
 
 // frozen says why action is blocked in env at now (every freeze that

@@ -1,7 +1,6 @@
 package gitops
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/templates"
@@ -59,30 +56,13 @@ type pinFile struct {
 
 // readPins reads the pins stored in the repo at f.
 func readPins(f edit.Files) ([]Pin, error) {
-	data, err := f.ReadFile(PinsPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var pf pinFile
-	if err := yaml.Unmarshal(data, &pf); err != nil {
-		return nil, fmt.Errorf("%s: %w", PinsPath, err)
-	}
-	return pf.Pins, nil
+	doc, err := readOwned[pinFile](f, PinsPath)
+	return doc.Pins, err
 }
 
-// renderPins writes the pins file; shipbot owns it and writes it whole.
+// renderPins writes the pins file.
 func renderPins(list []Pin) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString("# Pins set by `rollback APP ENV` / lifted with `unpin APP ENV`. Managed by shipbot:\n# every change to this file is a commit with who, why and the request id.\n")
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(pinFile{Pins: list}); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), enc.Close()
+	return renderOwned("# Pins set by `rollback APP ENV` / lifted with `unpin APP ENV`. Managed by shipbot:\n# every change to this file is a commit with who, why and the request id.\n", pinFile{Pins: list})
 }
 
 // active reports whether the pin is in effect at now.
