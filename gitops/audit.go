@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/gitops/repo"
 )
 
@@ -251,46 +250,10 @@ func (s *Service) evidence(r *AuditRecord, c *object.Commit, tr map[string]strin
 // against it like an app's. Freezes that had expired when the commit
 // dropped them are cleanup, not unfreezes.
 func (s *Service) auditFreezes(ctx context.Context, snap *repo.Snapshot, o AuditOptions, check func(*object.Commit) [2]string) ([]AuditRecord, []int, error) {
-	ix, err := s.o.Repo.IndexAt(ctx, snap.Hash())
-	if err != nil {
-		return nil, nil, err
-	}
-	tipPos, ok := ix.Pos(snap.Hash())
-	if !ok {
-		return nil, nil, fmt.Errorf("history: %s is not indexed", snap.Hash())
-	}
-	byEnv := func(f edit.Files) (map[string]*Freeze, error) {
-		list, err := readFreezes(f)
-		m := map[string]*Freeze{}
-		for i := range list {
-			if _, dup := m[list[i].Env]; !dup {
-				m[list[i].Env] = &list[i]
-			}
-		}
-		return m, err
-	}
 	var out []AuditRecord
 	var at []int
-	for _, pos := range ix.ChangesUnder(FreezesPath) {
-		if pos > tipPos {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		c, err := ix.CommitObject(pos)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !o.Since.IsZero() && c.Committer.When.Before(o.Since) {
-			continue
-		}
-		after, aerr := byEnv(ix.FilesAt(pos))
-		before := map[string]*Freeze{}
-		if pos > 0 {
-			before, _ = byEnv(ix.FilesAt(pos - 1))
-		}
-		tr := ParseTrailers(c.Message)
+	err := ownedChanges(ctx, s.o.Repo, snap, FreezesPath, o.Since, readFreezes, func(f Freeze) string { return f.Env }, func(ch ownedChange[string, Freeze]) {
+		pos, c, tr, before, after, aerr := ch.pos, ch.commit, ch.trailers, ch.before, ch.after, ch.aerr
 		claimed := tr[TrailerAction] == string(ActionFreeze) || tr[TrailerAction] == string(ActionUnfreeze)
 		var envs []string
 		for _, m := range []map[string]*Freeze{before, after} {
@@ -339,8 +302,8 @@ func (s *Service) auditFreezes(ctx context.Context, snap *repo.Snapshot, o Audit
 			}
 			out, at = append(out, r), append(at, pos)
 		}
-	}
-	return out, at, nil
+	})
+	return out, at, err
 }
 
 // sameFreeze reports whether two entries of the freezes file say the same.

@@ -2,12 +2,10 @@ package gitops
 
 import (
 	"context"
-	"fmt"
 	"sort"
 
 	"github.com/go-git/go-git/v5/plumbing/object"
 
-	"github.com/shipbot/shipbot/gitops/edit"
 	"github.com/shipbot/shipbot/gitops/repo"
 )
 
@@ -19,48 +17,11 @@ import (
 // unpin of it. Pins that had expired when a commit dropped them are
 // cleanup, not unpins.
 func (s *Service) auditPins(ctx context.Context, snap *repo.Snapshot, o AuditOptions, check func(*object.Commit) [2]string) ([]AuditRecord, []int, error) {
-	ix, err := s.o.Repo.IndexAt(ctx, snap.Hash())
-	if err != nil {
-		return nil, nil, err
-	}
-	tipPos, ok := ix.Pos(snap.Hash())
-	if !ok {
-		return nil, nil, fmt.Errorf("history: %s is not indexed", snap.Hash())
-	}
 	type key struct{ app, env string }
-	byKey := func(f edit.Files) (map[key]*Pin, error) {
-		list, err := readPins(f)
-		m := map[key]*Pin{}
-		for i := range list {
-			k := key{list[i].App, list[i].Env}
-			if _, dup := m[k]; !dup {
-				m[k] = &list[i]
-			}
-		}
-		return m, err
-	}
 	var out []AuditRecord
 	var at []int
-	for _, pos := range ix.ChangesUnder(PinsPath) {
-		if pos > tipPos {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		c, err := ix.CommitObject(pos)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !o.Since.IsZero() && c.Committer.When.Before(o.Since) {
-			continue
-		}
-		after, aerr := byKey(ix.FilesAt(pos))
-		before := map[key]*Pin{}
-		if pos > 0 {
-			before, _ = byKey(ix.FilesAt(pos - 1))
-		}
-		tr := ParseTrailers(c.Message)
+	err := ownedChanges(ctx, s.o.Repo, snap, PinsPath, o.Since, readPins, func(p Pin) key { return key{p.App, p.Env} }, func(ch ownedChange[key, Pin]) {
+		pos, c, tr, before, after, aerr := ch.pos, ch.commit, ch.trailers, ch.before, ch.after, ch.aerr
 		claimed := tr[TrailerAction] == string(ActionRollback) || tr[TrailerAction] == string(ActionUnpin)
 		claim := key{tr[TrailerApp], tr[TrailerEnv]}
 		var keys []key
@@ -127,8 +88,8 @@ func (s *Service) auditPins(ctx context.Context, snap *repo.Snapshot, o AuditOpt
 			}
 			out, at = append(out, r), append(at, pos)
 		}
-	}
-	return out, at, nil
+	})
+	return out, at, err
 }
 
 // samePin reports whether two entries of the pins file say the same.
