@@ -2,11 +2,14 @@ package argo
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/shipbot/shipbot/gitops"
 )
 
@@ -86,5 +89,52 @@ func TestAbortRefusedIsAnError(t *testing.T) {
 	err := w.AbortCanary(context.Background(), gitops.Canary{ArgoApp: "checkout-prod", Namespace: "shop", Name: "checkout"})
 	if err == nil || !strings.Contains(err.Error(), "abort on Rollout shop/checkout of checkout-prod") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Argo CD v3.1+ has the v2 action endpoint (everything in the body, as its
+// ResourceActionRunRequestV2): shipbot uses it and never the deprecated v1.
+func TestAbortUsesActionsV2WhereServed(t *testing.T) {
+	f := newFake(t, map[string]http.HandlerFunc{
+		"POST /api/v1/applications/checkout-prod/resource/actions/v2": func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, []byte(`{}`))
+		},
+	})
+	w, _ := testWatcher(t, f, nil)
+	if err := w.AbortCanary(context.Background(), gitops.Canary{ArgoApp: "argocd-apps/checkout-prod", Namespace: "shop", Name: "checkout"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.requests("POST", "/api/v1/applications/checkout-prod/resource/actions")); n != 0 {
+		t.Errorf("%d calls of the deprecated v1 endpoint", n)
+	}
+	reqs := f.requests("POST", "/api/v1/applications/checkout-prod/resource/actions/v2")
+	if len(reqs) != 1 {
+		t.Fatalf("%d v2 action requests", len(reqs))
+	}
+	var body map[string]any
+	if err := json.Unmarshal(reqs[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"name": "checkout-prod", "appNamespace": "argocd-apps", "namespace": "shop", "resourceName": "checkout",
+		"version": "v1alpha1", "group": "argoproj.io", "kind": "Rollout", "action": "abort"}
+	if d := cmp.Diff(want, body); d != "" || reqs[0].Query != "" {
+		t.Errorf("v2 body (-want +got):\n%s\nquery %q", d, reqs[0].Query)
+	}
+}
+
+// A refusal on the v2 endpoint is the answer: no second try on v1.
+func TestAbortRefusedOnV2IsNotRetriedOnV1(t *testing.T) {
+	f := newFake(t, map[string]http.HandlerFunc{
+		"POST /api/v1/applications/checkout-prod/resource/actions/v2": func(w http.ResponseWriter, r *http.Request) {
+			grpcError(w, http.StatusForbidden, 7, "permission denied: applications, action/argoproj.io/Rollout/abort, default/checkout-prod")
+		},
+	})
+	w, _ := testWatcher(t, f, nil)
+	err := w.AbortCanary(context.Background(), gitops.Canary{ArgoApp: "checkout-prod", Namespace: "shop", Name: "checkout"})
+	if !errors.Is(err, ErrPermissionDenied) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(f.requests("POST", "/api/v1/applications/checkout-prod/resource/actions")); n != 0 {
+		t.Errorf("%d calls of v1 after v2 refused", n)
 	}
 }

@@ -169,6 +169,14 @@ func (c *Client) Sync(ctx context.Context, name, revision string) (*Application,
 	return c.sync(ctx, ref, syncRequest{Revision: revision, AppNamespace: ref.namespace})
 }
 
+// SyncTarget starts a sync of every source of the app to its own
+// targetRevision, as Argo CD resolves it now: no revision in the request,
+// so no override privilege is needed for it.
+func (c *Client) SyncTarget(ctx context.Context, name string) (*Application, error) {
+	ref := parseRef(name)
+	return c.sync(ctx, ref, syncRequest{AppNamespace: ref.namespace})
+}
+
 // SyncSource is Sync for one source of a multi-source app: source is the
 // index in spec.sources; the other sources sync to their targetRevision.
 func (c *Client) SyncSource(ctx context.Context, name string, source int, revision string) (*Application, error) {

@@ -36,14 +36,20 @@
 //     "cannot sync: blocked by sync window") is ErrSyncWindow, never
 //     ErrPermissionDenied.
 //
-// Endpoints used. shipbot's account needs get and sync on applications;
-// on servers that set application.sync.requireOverridePrivilegeForRevisionSync
-// (newer v3), syncing to a commit also needs override. get on projects is
-// optional: without it a window's time zone is taken to be UTC (and said).
+// Endpoints used. shipbot's account needs get and sync on applications,
+// nothing more. A server that sets
+// application.sync.requireOverridePrivilegeForRevisionSync (v3.3+; Argo CD
+// recommends it and plans it as the default) refuses a sync to a commit
+// without override: shipbot then syncs the app's targetRevision instead,
+// once Argo CD resolves it to our commit or a newer one on top of it
+// (ErrOverrideRequired). get on projects is optional: without it a
+// window's time zone is taken to be UTC (and said). Resource actions
+// (the canary abort) need action/argoproj.io/Rollout/abort.
 //
 //	GET  /api/v1/applications                       List
 //	GET  /api/v1/applications/{name}?refresh=normal Get
-//	POST /api/v1/applications/{name}/sync           Sync {"revision": sha}
+//	POST /api/v1/applications/{name}/sync           Sync {"revision": sha}, SyncTarget {}
+//	POST /api/v1/applications/{name}/resource/actions/v2  RunAction (v3.1+; else the v1 path)
 //	GET  /api/v1/applications/{name}/resource-tree  ResourceTree, Tree
 //	GET  /api/v1/applications/{name}/resource       LiveManifest (a Pod)
 //	GET  /api/v1/applications/{name}/events         Events (a Pod's)

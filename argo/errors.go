@@ -27,6 +27,14 @@ var (
 	// window" (v2.14 and v3; older servers: "Cannot sync: Blocked by sync
 	// window"): it is not ErrPermissionDenied.
 	ErrSyncWindow = errors.New("argo: blocked by a sync window")
+	// ErrOverrideRequired: a sync to a revision other than the app's
+	// targetRevision was refused because the account lacks the override
+	// privilege, which Argo CD demands for it when argocd-cm sets
+	// application.sync.requireOverridePrivilegeForRevisionSync (v3.3 and
+	// later; its docs recommend it and plan it as the default): "permission
+	// denied: applications, override, <project>/<app>, sub: ...". It is
+	// also ErrPermissionDenied.
+	ErrOverrideRequired = errors.New("argo: override privilege required")
 
 	// ErrNoApp: no Application deploys the target (discovery).
 	ErrNoApp = errors.New("no Argo CD Application deploys this target")
@@ -79,6 +87,9 @@ func (e *APIError) Is(target error) bool {
 		return (e.StatusCode == http.StatusForbidden || e.Code == grpcPermissionDenied) && !e.syncWindow()
 	case ErrSyncWindow:
 		return e.syncWindow()
+	case ErrOverrideRequired:
+		return (e.StatusCode == http.StatusForbidden || e.Code == grpcPermissionDenied) &&
+			strings.Contains(e.Message, "applications, override,")
 	case ErrNotFound:
 		return e.StatusCode == http.StatusNotFound || e.Code == grpcNotFound
 	case ErrOperationInProgress:

@@ -205,8 +205,11 @@ type run struct {
 	refreshed, synced       bool
 	refreshTries, syncTries int
 	nextRefresh, nextSync   time.Time
-	last                    gitops.SyncStatus
-	reported                bool
+	// targetOnly: Argo CD refused a sync to a revision for want of the
+	// override privilege; shipbot syncs the app's targetRevision instead.
+	targetOnly bool
+	last       gitops.SyncStatus
+	reported   bool
 
 	// revs are the revisions asked about: true when it contains commit.
 	revs map[string]bool
@@ -669,20 +672,42 @@ func (r *run) nudge(ctx context.Context, app *Application) (*Application, error)
 	// A newer commit on top of ours that Argo CD compares is synced as it
 	// is: syncing ours would take the newer one's changes back.
 	rev := r.commit
-	if synced := app.SyncedRevision(r.source); r.isOurs(synced) {
+	synced := app.SyncedRevision(r.source)
+	if r.isOurs(synced) {
 		rev = synced
 	}
 	var got *Application
 	var err error
-	if app.MultiSource() {
+	switch {
+	case r.targetOnly && !r.isOurs(synced):
+		// Only the app's targetRevision may be synced, and Argo CD does
+		// not resolve it to our commit yet: syncing it now would deploy
+		// an older one. The refresh goes on; shipbot syncs once it does.
+		r.nextSync = time.Now().Add(r.backoff(r.syncTries))
+		r.syncTries++
+		return nil, nil
+	case r.targetOnly:
+		got, err = r.w.client.SyncTarget(ctx, r.ref)
+		rev = synced
+	case app.MultiSource():
 		got, err = r.w.client.SyncSource(ctx, r.ref, r.source, rev)
-	} else {
+	default:
 		got, err = r.w.client.Sync(ctx, r.ref, rev)
 	}
 	if err == nil {
 		r.synced = true
-		r.log.Info("sync started", "revision", rev)
+		r.log.Info("sync started", "revision", rev, "targetRevisionOnly", r.targetOnly)
 		return got, nil
+	}
+	if errors.Is(err, ErrOverrideRequired) && !r.targetOnly {
+		// Argo CD (application.sync.requireOverridePrivilegeForRevisionSync)
+		// lets shipbot's account sync only the app's own targetRevision.
+		// Where that resolves to our commit or a newer one on top of it,
+		// syncing it deploys our change: no override privilege needed.
+		r.targetOnly = true
+		r.log.Info("Argo CD demands the override privilege to sync a revision; syncing the app's targetRevision once it resolves to our commit", "err", err)
+		r.report(withMessage(r.last, "Argo CD lets shipbot sync only the app's target revision: syncing it once Argo CD resolves it to our commit"))
+		return r.nudge(ctx, app)
 	}
 	if errors.Is(err, ErrSyncWindow) {
 		return nil, r.syncRefusedByWindow(ctx, err)
@@ -760,7 +785,7 @@ func (r *run) refused(err error, what string) error {
 	case errors.Is(err, ErrUnauthenticated):
 		why = "shipbot's Argo CD token was refused (expired or revoked?)"
 	case errors.Is(err, ErrPermissionDenied):
-		why = "permission denied: shipbot's Argo CD account needs get and sync (and override, if the server demands it for a revision) on it, or it does not exist"
+		why = "permission denied: shipbot's Argo CD account needs get and sync on it, or it does not exist"
 	case errors.Is(err, ErrNotFound):
 		why = "not found (is the server URL right?)"
 	}

@@ -704,3 +704,113 @@ func TestWatchRefreshesAgainUntilArgoSeesTheCommit(t *testing.T) {
 		t.Errorf("log lacks the re-refresh:\n%s", res.log)
 	}
 }
+
+// overrideDenied is Argo CD's answer to a sync to a revision other than the
+// app's targetRevision when argocd-cm sets
+// application.sync.requireOverridePrivilegeForRevisionSync and the account
+// has no override (server/application.go, util/rbac EnforceErr; v3.3+).
+func overrideDenied(w http.ResponseWriter, r *http.Request) bool {
+	var body map[string]any
+	json.NewDecoder(r.Body).Decode(&body)
+	if body["revision"] == nil && body["revisions"] == nil {
+		return false
+	}
+	grpcError(w, http.StatusForbidden, 7, "permission denied: applications, override, default/payments-prod, sub: shipbot, iat: 2026-12-03T09:00:00Z")
+	return true
+}
+
+func TestWatchSyncsTargetRevisionWhenOverrideRequired(t *testing.T) {
+	f := newFake(t, map[string]http.HandlerFunc{
+		"GET /api/v1/applications": func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, testdata(t, "applications.json"))
+		},
+		"GET /api/v1/applications/payments-prod": getApp(t, testdata(t, "payments-prod-outofsync.json"), nil),
+		"POST /api/v1/applications/payments-prod/sync": func(w http.ResponseWriter, r *http.Request) {
+			if !overrideDenied(w, r) {
+				writeJSON(w, testdata(t, "payments-prod-sync-response.json"))
+			}
+		},
+		"GET /api/v1/stream/applications": streamThenHold(
+			event(t, "ADDED", testdata(t, "payments-prod-sync-response.json")),
+			event(t, "MODIFIED", testdata(t, "payments-prod-healthy.json")),
+		),
+	})
+	res := watch(t, f, paymentsProd, func(o *WatcherOptions) { o.SyncManual = true })
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.status != stLive {
+		t.Errorf("status %+v", res.status)
+	}
+	posts := f.requests("POST", "/api/v1/applications/payments-prod/sync")
+	if len(posts) != 2 {
+		t.Fatalf("%d sync POSTs, want 2 (the revision, refused; then the target revision)", len(posts))
+	}
+	var body map[string]any
+	if err := json.Unmarshal(posts[1].Body, &body); err != nil || !cmp.Equal(body, map[string]any{"appNamespace": "argocd"}) {
+		t.Errorf("second sync body %s, want no revision", posts[1].Body)
+	}
+	var said bool
+	for _, p := range res.progress {
+		said = said || strings.Contains(p.Message, "only the app's target revision")
+	}
+	if !said {
+		t.Errorf("no progress line says why shipbot syncs the target revision: %+v", res.progress)
+	}
+}
+
+// While Argo CD still resolves the target revision to an older commit,
+// syncing it would deploy that one: shipbot waits for the refresh to see
+// ours, then syncs.
+func TestWatchTargetRevisionSyncWaitsForOurCommit(t *testing.T) {
+	var refreshes atomic.Int32
+	old := setJSON(t, testdata(t, "payments-prod-outofsync.json"), "c00dbbc9dadfbe1e232e93a729dd4752fade0abf", "status", "sync", "revision")
+	var syncedEarly atomic.Bool
+	f := newFake(t, map[string]http.HandlerFunc{
+		"GET /api/v1/applications": func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, testdata(t, "applications.json"))
+		},
+		"GET /api/v1/applications/payments-prod": func(w http.ResponseWriter, r *http.Request) {
+			if refreshes.Add(1) < 3 {
+				writeJSON(w, old)
+				return
+			}
+			writeJSON(w, testdata(t, "payments-prod-outofsync.json"))
+		},
+		"POST /api/v1/applications/payments-prod/sync": func(w http.ResponseWriter, r *http.Request) {
+			if overrideDenied(w, r) {
+				return
+			}
+			if refreshes.Load() < 3 {
+				syncedEarly.Store(true)
+			}
+			writeJSON(w, testdata(t, "payments-prod-sync-response.json"))
+		},
+		"GET /api/v1/stream/applications": func(w http.ResponseWriter, r *http.Request) {
+			// Nothing new until the refresh sees our commit.
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			for refreshes.Load() < 3 {
+				select {
+				case <-r.Context().Done():
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+			streamLines(w, event(t, "ADDED", testdata(t, "payments-prod-sync-response.json")),
+				event(t, "MODIFIED", testdata(t, "payments-prod-healthy.json")))
+			holdOpen(r)
+		},
+	})
+	res := watch(t, f, paymentsProd, func(o *WatcherOptions) { o.SyncManual = true })
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.status != stLive {
+		t.Errorf("status %+v", res.status)
+	}
+	if syncedEarly.Load() {
+		t.Error("shipbot synced the target revision while Argo CD resolved it to an older commit")
+	}
+}
