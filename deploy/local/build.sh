@@ -12,6 +12,7 @@
 # as it is (a warm run takes well under a second).
 #
 #   deploy/local/build.sh            # build or reuse; last stdout line = bin dir
+#   ARGOCD=v3 deploy/local/build.sh  # the same stack with Argo CD v3 (default v2)
 #   SHIPBOT_E2E_CACHE=/x build.sh    # cache root (default ~/.cache/shipbot-e2e)
 #
 # Progress goes to stderr. Binaries never go into the source tree.
@@ -19,16 +20,34 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 GO="${GO:-go}"
 
-ARGOCD_VERSION=2.14.21
+# Each Argo CD major is built from a tool module of its own, with the
+# kustomize and helm versions that release pins (its hack/tool-versions.sh).
+case "${ARGOCD:-v2}" in
+v2)
+	ARGOCD_VERSION=2.14.21
+	ARGOCD_MODULE=tools/argocd
+	KUSTOMIZE_VERSION=v5.4.3
+	HELM_VERSION=v3.16.4
+	;;
+v3) # the newest v3 that builds with Go 1.26 (v3.2.12 does not compile, v3.6 needs Go 1.27)
+	ARGOCD_VERSION=3.2.11
+	ARGOCD_MODULE=tools/argocd-v3
+	KUSTOMIZE_VERSION=v5.7.0
+	HELM_VERSION=v3.18.4
+	;;
+*)
+	echo "ARGOCD=$ARGOCD: want v2 or v3" >&2
+	exit 2
+	;;
+esac
+ARGOCD_PATH="github.com/argoproj/argo-cd/v${ARGOCD_VERSION%%.*}"
 KUBE_VERSION=1.31.0
-KUSTOMIZE_VERSION=v5.4.3   # the version Argo CD 2.14 pins
-HELM_VERSION=v3.16.4
 
 log() { printf '[build %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 gover="$("$GO" version)"
 hash() { { cat "$@"; echo "$gover"; } | sha256sum | cut -c1-16; }
-k_argocd="$(hash "$here/tools/argocd/go.mod" "$here/tools/argocd/go.sum" <(echo "argocd=$ARGOCD_VERSION"))"
+k_argocd="$(hash "$here/$ARGOCD_MODULE/go.mod" "$here/$ARGOCD_MODULE/go.sum" <(echo "argocd=$ARGOCD_VERSION"))"
 k_kube="$(hash "$here/tools/kube/go.mod" "$here/tools/kube/go.sum" <(echo "kube=$KUBE_VERSION"))"
 k_kustomize="$(hash <(echo "kustomize=$KUSTOMIZE_VERSION"))"
 k_helm="$(hash <(echo "helm=$HELM_VERSION"))"
@@ -95,7 +114,7 @@ download() { # the tool modules, once, before the first Go build that needs them
 	[ -n "$downloaded" ] && return
 	log "downloading modules"
 	(cd "$here/tools/kube" && "$GO" mod download)
-	(cd "$here/tools/argocd" && "$GO" mod download)
+	(cd "$here/$ARGOCD_MODULE" && "$GO" mod download)
 	downloaded=1
 }
 
@@ -107,9 +126,9 @@ kube() ( # builds k8s.io/kubernetes/cmd/$1 into $out
 for t in kube-apiserver kube-controller-manager kube-scheduler kubelet; do
 	step "$t" kube "$t"
 done
-aver="-X github.com/argoproj/argo-cd/v2/common.version=$ARGOCD_VERSION"
+aver="-X $ARGOCD_PATH/common.version=$ARGOCD_VERSION"
 argocd() (
-	cd "$here/tools/argocd" && "$GO" build -trimpath -ldflags="-s -w $aver" -o "$out/argocd.tmp" github.com/argoproj/argo-cd/v2/cmd && mv "$out/argocd.tmp" "$out/argocd"
+	cd "$here/$ARGOCD_MODULE" && "$GO" build -trimpath -ldflags="-s -w $aver" -o "$out/argocd.tmp" "$ARGOCD_PATH/cmd" && mv "$out/argocd.tmp" "$out/argocd"
 )
 step argocd argocd
 # kustomize and helm are built from their own released modules (go install
@@ -123,7 +142,7 @@ step app bash -c 'cd "$1" && CGO_ENABLED=0 "$0" build -trimpath -ldflags="-s -w"
 crds="${src[argocd]}/crds"
 if [ ! -f "$crds/application-crd.yaml" ]; then
 	download
-	argodir="$(cd "$here/tools/argocd" && "$GO" list -m -f '{{.Dir}}' github.com/argoproj/argo-cd/v2)"
+	argodir="$(cd "$here/$ARGOCD_MODULE" && "$GO" list -m -f '{{.Dir}}' "$ARGOCD_PATH")"
 	mkdir -p "$crds"
 	for c in application appproject applicationset; do
 		cp "$argodir/manifests/crds/$c-crd.yaml" "$crds/"

@@ -38,6 +38,7 @@ var (
 	binDir  = flag.String("bin", "", "tool binaries from deploy/local/build.sh (required; the suite skips without it)")
 	shipbot = flag.String("shipbot", "bin/shipbot", "the shipbot binary under test")
 	keep    = flag.Bool("keep", false, "keep the work directory (logs, repo) even when the suite passes")
+	argocd  = flag.String("argocd", "", "the Argo CD major -bin holds (v2 or v3): the suite checks the running server is that one")
 )
 
 // The suite's shared state: one stack, one demo repo, one chat session.
@@ -101,6 +102,11 @@ func run(m *testing.M) (code int) {
 		return 1
 	}
 	defer st.Stop()
+	if *argocd != "" && !strings.HasPrefix(st.ArgoVersion, *argocd+".") {
+		fmt.Fprintf(os.Stderr, "e2e: Argo CD %s is running, want %s (-argocd)\n", st.ArgoVersion, *argocd)
+		return 1
+	}
+	result("Argo CD %s", st.ArgoVersion)
 	result("stack up (registry with %d images, node Ready, 9 apps Synced+Healthy with their pods Ready): %.1fs", len(imgs)+1, time.Since(t0).Seconds())
 	if err := demo.WriteConfig(st, "3m"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)

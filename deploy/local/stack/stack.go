@@ -98,6 +98,9 @@ type Stack struct {
 	TokenFile string
 	// RepoURL is the env repo as Argo CD knows it.
 	RepoURL string
+	// ArgoVersion is the running Argo CD's own version (GET /api/version),
+	// e.g. "v3.2.11+unknown".
+	ArgoVersion string
 
 	http *http.Client
 	node node
@@ -453,7 +456,14 @@ func (s *Stack) bootstrapArgo(ctx context.Context) error {
 			return fmt.Errorf("stack: create app %s: %w", a.Name, err)
 		}
 	}
-	s.logf("Argo CD: repo %s, account %s with get+sync, %d apps created", s.RepoURL, Account, len(s.o.Apps))
+	var ver struct {
+		Version string `json:"Version"`
+	}
+	if err := s.argo(ctx, http.MethodGet, "/api/version", s.adminToken, nil, &ver); err != nil {
+		return fmt.Errorf("stack: Argo CD version: %w", err)
+	}
+	s.ArgoVersion = ver.Version
+	s.logf("Argo CD %s: repo %s, account %s with get+sync, %d apps created", s.ArgoVersion, s.RepoURL, Account, len(s.o.Apps))
 	return nil
 }
 
