@@ -514,6 +514,10 @@ type AppState struct {
 	} `json:"status"`
 }
 
+// AdminToken is Argo CD's admin session token, for a scenario that acts
+// as an operator would (shipbot's own account stays get+sync).
+func (s *Stack) AdminToken() string { return s.adminToken }
+
 // App reads an app as admin (refresh: "", "normal" or "hard").
 func (s *Stack) App(ctx context.Context, name, refresh string) (*AppState, error) {
 	p := "/api/v1/applications/" + url.PathEscape(name)
