@@ -376,20 +376,26 @@ func TestWatchArgoDownUntilTimeout(t *testing.T) {
 	}
 }
 
-func TestWatchSyncsManualApp(t *testing.T) {
-	f := newFake(t, map[string]http.HandlerFunc{
+// manualSyncRoutes are Argo CD's answers for payments-prod, a manual app
+// that has compared our commit (OutOfSync): sync answers shipbot's sync,
+// then the stream shows the operation and the app Synced and Healthy.
+func manualSyncRoutes(t *testing.T, sync http.HandlerFunc) map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
 		"GET /api/v1/applications": func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, testdata(t, "applications.json"))
 		},
-		"GET /api/v1/applications/payments-prod": getApp(t, testdata(t, "payments-prod-outofsync.json"), nil),
-		"POST /api/v1/applications/payments-prod/sync": func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, testdata(t, "payments-prod-sync-response.json"))
-		},
+		"GET /api/v1/applications/payments-prod":       getApp(t, testdata(t, "payments-prod-outofsync.json"), nil),
+		"POST /api/v1/applications/payments-prod/sync": sync,
 		"GET /api/v1/stream/applications": streamThenHold(
 			event(t, "ADDED", testdata(t, "payments-prod-sync-response.json")),
 			event(t, "MODIFIED", testdata(t, "payments-prod-healthy.json")),
 		),
-	})
+	}
+}
+
+// watchManualLive watches payments-prod with SyncManual and wants it live.
+func watchManualLive(t *testing.T, f *fakeArgo) watchResult {
+	t.Helper()
 	res := watch(t, f, paymentsProd, func(o *WatcherOptions) { o.SyncManual = true })
 	if res.err != nil {
 		t.Fatal(res.err)
@@ -397,6 +403,14 @@ func TestWatchSyncsManualApp(t *testing.T) {
 	if res.status != stLive {
 		t.Errorf("status %+v", res.status)
 	}
+	return res
+}
+
+func TestWatchSyncsManualApp(t *testing.T) {
+	f := newFake(t, manualSyncRoutes(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, testdata(t, "payments-prod-sync-response.json"))
+	}))
+	watchManualLive(t, f)
 	posts := f.requests("POST", "/api/v1/applications/payments-prod/sync")
 	if len(posts) != 1 {
 		t.Fatalf("%d sync POSTs, want 1", len(posts))
@@ -720,28 +734,12 @@ func overrideDenied(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func TestWatchSyncsTargetRevisionWhenOverrideRequired(t *testing.T) {
-	f := newFake(t, map[string]http.HandlerFunc{
-		"GET /api/v1/applications": func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, testdata(t, "applications.json"))
-		},
-		"GET /api/v1/applications/payments-prod": getApp(t, testdata(t, "payments-prod-outofsync.json"), nil),
-		"POST /api/v1/applications/payments-prod/sync": func(w http.ResponseWriter, r *http.Request) {
-			if !overrideDenied(w, r) {
-				writeJSON(w, testdata(t, "payments-prod-sync-response.json"))
-			}
-		},
-		"GET /api/v1/stream/applications": streamThenHold(
-			event(t, "ADDED", testdata(t, "payments-prod-sync-response.json")),
-			event(t, "MODIFIED", testdata(t, "payments-prod-healthy.json")),
-		),
-	})
-	res := watch(t, f, paymentsProd, func(o *WatcherOptions) { o.SyncManual = true })
-	if res.err != nil {
-		t.Fatal(res.err)
-	}
-	if res.status != stLive {
-		t.Errorf("status %+v", res.status)
-	}
+	f := newFake(t, manualSyncRoutes(t, func(w http.ResponseWriter, r *http.Request) {
+		if !overrideDenied(w, r) {
+			writeJSON(w, testdata(t, "payments-prod-sync-response.json"))
+		}
+	}))
+	res := watchManualLive(t, f)
 	posts := f.requests("POST", "/api/v1/applications/payments-prod/sync")
 	if len(posts) != 2 {
 		t.Fatalf("%d sync POSTs, want 2 (the revision, refused; then the target revision)", len(posts))
@@ -803,13 +801,7 @@ func TestWatchTargetRevisionSyncWaitsForOurCommit(t *testing.T) {
 			holdOpen(r)
 		},
 	})
-	res := watch(t, f, paymentsProd, func(o *WatcherOptions) { o.SyncManual = true })
-	if res.err != nil {
-		t.Fatal(res.err)
-	}
-	if res.status != stLive {
-		t.Errorf("status %+v", res.status)
-	}
+	watchManualLive(t, f)
 	if syncedEarly.Load() {
 		t.Error("shipbot synced the target revision while Argo CD resolved it to an older commit")
 	}
